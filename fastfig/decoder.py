@@ -1,0 +1,96 @@
+"""FrameDecoder: rebuilds a figure's image from its frame packets, for Python clients.
+
+Every packet is checked in full before a single pixel is written, so a rejected packet
+(FrameError) leaves the current image as it was; then the rectangles are decoded straight
+into the image by the _encode kernels.
+"""
+
+import numpy as np
+
+from . import _encode, png
+from .errors import FrameError, FrameGap
+from .packet import ALL_ENCODINGS, Encoding, parse
+
+
+class FrameDecoder:
+    """Apply frame packets to a current image.
+
+    strict: a delta must follow the current image (same epoch and size, sequence number
+    one more than the current one) or FrameGap is raised; with strict=False deltas are
+    applied to whatever image is there, which is only right when no packet can be lost.
+    """
+
+    def __init__(self, *, strict=True):
+        self.strict = strict
+        self._image = None
+        self._view = None
+        self.seq = None
+        self.epoch = None
+        self.timestamp_us = 0
+        #: The encodings this decoder reads, for negotiation with a server.
+        self.accept = ALL_ENCODINGS
+
+    @property
+    def image(self):
+        """The current image, a read-only (H, W, 4) uint8 array updated in place by the
+        next decode (copy it to keep it), or None before the first keyframe."""
+        return self._view
+
+    @property
+    def size(self):
+        return None if self._image is None else (self._image.shape[1], self._image.shape[0])
+
+    def decode(self, packet):
+        """Apply one packet and return the current image (see ``image``)."""
+        frame = parse(packet)
+        if not frame.keyframe:
+            self._check_follows(frame)
+        work = [self._prepare(i, r) for i, r in enumerate(frame.rects)]
+        # Nothing below can fail: all payloads were checked.
+        if frame.keyframe:
+            if self.size != (frame.width, frame.height):
+                self._image = np.zeros((frame.height, frame.width, 4), np.uint8)
+                self._view = self._image.view()
+                self._view.flags.writeable = False
+            else:
+                self._image.fill(0)
+        img = self._image
+        for r, data in work:
+            if r.encoding == Encoding.FILL:
+                _encode.fill_rect(img, r.x, r.y, r.w, r.h, data)
+            elif r.encoding == Encoding.RLE:
+                _encode.rle_decode(data, img, r.x, r.y, r.w, r.h)
+            elif r.encoding == Encoding.PNG:
+                _encode.png_unfilter(data, img, r.x, r.y, r.w, r.h)
+            else:
+                img[r.y:r.y + r.h, r.x:r.x + r.w] = np.frombuffer(data, np.uint8).reshape(r.h, r.w, 4)
+        self.seq, self.epoch, self.timestamp_us = frame.seq, frame.epoch, frame.timestamp_us
+        return self._view
+
+    def _check_follows(self, frame):
+        if self._image is None:
+            raise FrameGap(f"delta {frame.seq} before any keyframe", seq=frame.seq)
+        if self.strict:
+            if frame.epoch != self.epoch:
+                raise FrameGap(f"delta of epoch {frame.epoch} on an image of epoch "
+                               f"{self.epoch}", expected_seq=None, seq=frame.seq)
+            expected = (self.seq + 1) & 0xFFFFFFFF
+            if frame.seq != expected and not (frame.empty and frame.seq == self.seq):
+                raise FrameGap(f"delta {frame.seq} does not follow frame {self.seq}",
+                               expected_seq=expected, seq=frame.seq)
+        if self.size != (frame.width, frame.height):
+            raise FrameGap(f"delta of size {frame.width}x{frame.height} on an image of "
+                           f"size {self.size[0]}x{self.size[1]}", seq=frame.seq)
+
+    @staticmethod
+    def _prepare(i, r):
+        """Check one rectangle's payload; return it with the data its kernel writes."""
+        data = r.payload
+        if r.encoding == Encoding.RLE:
+            if not _encode.rle_valid(data, r.w * r.h):
+                raise FrameError(f"rectangle {i}: malformed RLE payload")
+        elif r.encoding == Encoding.PNG:
+            data, reason = png.read_filtered(data, r.w, r.h)
+            if data is None:
+                raise FrameError(f"rectangle {i}: {reason}")
+        return r, data

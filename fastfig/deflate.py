@@ -1,0 +1,36 @@
+"""Standard zlib streams through isal when it is installed (about 6x faster than CPython's
+zlib at level 1 and emitting the same format), through CPython's zlib otherwise."""
+
+import zlib as _stdlib_zlib
+
+try:
+    from isal import isal_zlib as _zlib
+
+    BACKEND = "isal"
+    #: isal's levels run 0-3; its level 1 compares with zlib's 1-2 at a fraction of the time.
+    MAX_LEVEL = 3
+except ImportError:  # pragma: no cover - exercised where isal has no wheel
+    _zlib = _stdlib_zlib
+    BACKEND = "zlib"
+    MAX_LEVEL = 9
+
+crc32 = _stdlib_zlib.crc32
+error = (_stdlib_zlib.error, getattr(_zlib, "error", _stdlib_zlib.error))
+
+
+def compress(data, level=1):
+    """A zlib stream (RFC 1950) of data."""
+    return _zlib.compress(data, min(level, MAX_LEVEL))
+
+
+def decompress_exact(data, size):
+    """Inflate a zlib stream that must hold exactly size bytes; None if it is corrupt,
+    longer or shorter. Never inflates more than size + 1 bytes (no decompression bomb)."""
+    d = _zlib.decompressobj()
+    try:
+        out = d.decompress(data, size + 1)
+    except error:
+        return None
+    if len(out) != size or not d.eof or d.unconsumed_tail or d.unused_data:
+        return None
+    return out

@@ -1,0 +1,226 @@
+"""FrameEncoder: turns successive RGBA images of a figure into keyframes and deltas.
+
+The policy lives here, the work in _encode: damage detection finds the changed
+rectangles, each rectangle gets the encoding that is cheapest for it, and the encoder's
+copy of the previous image (what every client now holds) is updated inside those
+rectangles only. Buffers are allocated when the size changes, never per frame.
+"""
+
+import time
+
+import numpy as np
+
+from . import _encode, png
+from .packet import ALL_ENCODINGS, MAX_SIDE, Encoding, Frame, Rect
+
+#: Rectangles smaller than this are not worth a PNG's ~60 bytes of framing and the cost
+#: of a deflate call; RLE or RAW carry them.
+PNG_MIN_PIXELS = 256
+#: RLE is taken over PNG when it is at most this fraction of the raw size: it encodes and
+#: decodes several times faster than PNG, so it only has to be compact, not the smallest.
+RLE_MAX_RATIO = 0.10
+
+
+def as_rgba(rgba, width=None, height=None):
+    """A C-contiguous (H, W, 4) uint8 view of rgba, without copying where possible.
+
+    rgba is a numpy array, ``canvas.buffer_rgba()`` or any buffer; a flat buffer needs
+    width and height."""
+    arr = np.asarray(rgba)
+    if arr.dtype != np.uint8:
+        raise TypeError(f"RGBA frames are uint8, not {arr.dtype}")
+    if arr.ndim != 3:
+        if width is None or height is None or arr.size != width * height * 4:
+            raise ValueError(f"cannot read a {width}x{height} RGBA frame from a buffer "
+                             f"of shape {arr.shape}")
+        arr = arr.reshape(height, width, 4)
+    if arr.shape[2] != 4:
+        raise ValueError(f"RGBA frames have 4 channels, not {arr.shape[2]}")
+    if not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr)
+    return arr
+
+
+def _check_size(width, height):
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+        raise ValueError(f"frame size {width}x{height} outside 1..{MAX_SIDE}")
+
+
+class FrameEncoder:
+    """Encode a stream of RGBA frames of one figure.
+
+    encoding: "auto" picks per rectangle among the accepted encodings (FILL for a solid
+    rectangle, RLE where runs make it compact, PNG otherwise, RAW if nothing is smaller);
+    or one of "png", "rle", "raw" for every rectangle.
+    accept: the encodings every client of this stream can decode (default: all).
+    cell: side of the damage cells in pixels; rect_cost: the per-rectangle cost, in
+    pixels, of the damage merge; level: deflate level; png_filter: "adaptive", "up",
+    "sub" or "none"; keyframe_interval: also send a keyframe every N frames (0: only on
+    the first frame, a size change or keyframe()).
+    """
+
+    def __init__(self, width, height, encoding="auto", *, accept=None, cell=64,
+                 rect_cost=2048, level=1, png_filter="adaptive", keyframe_interval=0,
+                 epoch=0):
+        _check_size(width, height)
+        self.accept = frozenset(ALL_ENCODINGS if accept is None
+                                else (Encoding.parse(e) for e in accept))
+        if encoding == "auto":
+            self.encoding = None
+            if not self.accept - {Encoding.FILL}:
+                raise ValueError("accepted encodings must include one of raw, rle, png")
+        else:
+            self.encoding = Encoding.parse(encoding)
+            if self.encoding == Encoding.FILL:
+                raise ValueError("fill only carries solid rectangles; use auto")
+            if self.encoding not in self.accept:
+                raise ValueError(f"encoding {encoding!r} is not among the accepted ones")
+        if png_filter not in png.FILTERS:
+            raise ValueError(f"png_filter must be one of {sorted(png.FILTERS)}")
+        if cell < 8:
+            raise ValueError("cell must be at least 8 pixels")
+        self.cell = int(cell)
+        self.rect_cost = int(rect_cost)
+        self.level = int(level)
+        self.png_filter = png_filter
+        self.keyframe_interval = int(keyframe_interval)
+        self.epoch = int(epoch) & 0xFFFFFFFF
+        self.seq = 0
+        self._prev = None
+        self._since_keyframe = 0
+        self._allocate(width, height)
+
+    @property
+    def width(self):
+        return self._width
+
+    @property
+    def height(self):
+        return self._height
+
+    @property
+    def image(self):
+        """What clients hold after the last frame (read-only), or None before the first."""
+        return None if self._prev is None else self._prev_view
+
+    def _allocate(self, width, height):
+        self._width, self._height = width, height
+        ncells = -(-width // self.cell) * -(-height // self.cell)
+        self._rects = np.empty((ncells, 4), np.int32)
+        self._full = np.array([[0, 0, width, height]], np.int32)
+        # Big enough for the filtered scanlines of the whole frame, and so for any RLE
+        # attempt (which is given up past the raw size).
+        self._scratch = np.empty(png.filtered_size(width, height), np.uint8)
+
+    # -- public API -----------------------------------------------------------------
+
+    def encode(self, rgba, hint=None):
+        """The frame that brings clients from the previous image to rgba.
+
+        hint: an optional box (x, y, w, h) or sequence of boxes, in pixels from the top
+        left, outside which the caller guarantees nothing changed (for example a blit
+        region); only those boxes are scanned. A first frame or a size change gives a
+        keyframe."""
+        img = as_rgba(rgba, self._width, self._height)
+        h, w = img.shape[:2]
+        if self._prev is None or (w, h) != (self._width, self._height):
+            return self.keyframe(img)
+        if self.keyframe_interval and self._since_keyframe + 1 >= self.keyframe_interval:
+            return self.keyframe(img)
+        regions = self._full if hint is None else self._hint_regions(hint)
+        n = _encode.damage(img, self._prev, regions, self.cell, self.rect_cost, self._rects)
+        if n == 0:
+            return Frame(self.seq, self.epoch, False, w, h, (), _now_us())
+        rects = tuple(self._encode_rect(img, *map(int, self._rects[i])) for i in range(n))
+        _encode.copy_rects(img, self._prev, self._rects, n)
+        self.seq = (self.seq + 1) & 0xFFFFFFFF
+        self._since_keyframe += 1
+        return Frame(self.seq, self.epoch, False, w, h, rects, _now_us())
+
+    def keyframe(self, rgba):
+        """A keyframe of rgba, starting a new chain of deltas. A new size also starts a
+        new epoch."""
+        img = as_rgba(rgba, self._width, self._height)
+        h, w = img.shape[:2]
+        _check_size(w, h)
+        if (w, h) != (self._width, self._height):
+            self._allocate(w, h)
+            self._prev = None
+            self.epoch = (self.epoch + 1) & 0xFFFFFFFF
+        if self._prev is None:
+            self._prev = np.empty((h, w, 4), np.uint8)
+            self._prev_view = self._prev.view()
+            self._prev_view.flags.writeable = False
+        np.copyto(self._prev, img)
+        self.seq = (self.seq + 1) & 0xFFFFFFFF
+        self._since_keyframe = 0
+        return self._keyframe_of(self._prev, self.seq)
+
+    def snapshot(self):
+        """A keyframe of what clients hold now, with the current sequence number, for a
+        client joining late: the deltas that follow apply to it. Changes no state."""
+        if self._prev is None:
+            raise RuntimeError("no frame has been encoded yet")
+        return self._keyframe_of(self._prev, self.seq)
+
+    # -- policy ---------------------------------------------------------------------
+
+    def _keyframe_of(self, img, seq):
+        h, w = img.shape[:2]
+        return Frame(seq, self.epoch, True, w, h, (self._encode_rect(img, 0, 0, w, h),),
+                     _now_us())
+
+    def _hint_regions(self, hint):
+        boxes = np.asarray(hint, dtype=np.int64).reshape(-1, 4)
+        x0 = np.clip(boxes[:, 0], 0, self._width)
+        y0 = np.clip(boxes[:, 1], 0, self._height)
+        x1 = np.clip(boxes[:, 0] + boxes[:, 2], 0, self._width)
+        y1 = np.clip(boxes[:, 1] + boxes[:, 3], 0, self._height)
+        return np.ascontiguousarray(
+            np.stack([x0, y0, np.maximum(x1 - x0, 0), np.maximum(y1 - y0, 0)], axis=1),
+            dtype=np.int32)
+
+    def _encode_rect(self, img, x, y, w, h):
+        accept = self.accept
+        if self.encoding is not None:
+            return Rect(x, y, w, h, self.encoding, self._encode_as(self.encoding, img, x, y, w, h))
+        if Encoding.FILL in accept:
+            color = _encode.solid_color(img, x, y, w, h)
+            if color is not None:
+                return Rect(x, y, w, h, Encoding.FILL, color)
+        raw_size = 4 * w * h
+        use_png = Encoding.PNG in accept and w * h >= PNG_MIN_PIXELS
+        rle = None
+        if Encoding.RLE in accept:
+            # Given up as soon as it grows past what would make it worth taking.
+            budget = int(raw_size * RLE_MAX_RATIO) if use_png else raw_size
+            n = _encode.rle_encode(img, x, y, w, h, self._scratch[:budget])
+            if n >= 0:
+                rle = self._scratch[:n].tobytes()
+                if use_png or Encoding.RAW not in accept or n < raw_size:
+                    return Rect(x, y, w, h, Encoding.RLE, rle)
+        if use_png:
+            data = png.encode(img, x, y, w, h, self._scratch, level=self.level,
+                              filter=self.png_filter)
+            if len(data) < raw_size or Encoding.RAW not in accept:
+                return Rect(x, y, w, h, Encoding.PNG, data)
+        if Encoding.RAW in accept:
+            return Rect(x, y, w, h, Encoding.RAW, img[y:y + h, x:x + w].tobytes())
+        if rle is None:  # only RLE (and FILL) accepted and RLE did not fit the budget
+            return Rect(x, y, w, h, Encoding.RLE, self._encode_as(Encoding.RLE, img, x, y, w, h))
+        return Rect(x, y, w, h, Encoding.RLE, rle)
+
+    def _encode_as(self, enc, img, x, y, w, h):
+        if enc == Encoding.PNG:
+            return png.encode(img, x, y, w, h, self._scratch, level=self.level,
+                              filter=self.png_filter)
+        if enc == Encoding.RAW:
+            return img[y:y + h, x:x + w].tobytes()
+        # RLE of the worst pattern is under 1.5x the raw size plus a word.
+        out = self._scratch if len(self._scratch) >= 6 * w * h + 8 else np.empty(6 * w * h + 8, np.uint8)
+        n = _encode.rle_encode(img, x, y, w, h, out)
+        return out[:n].tobytes()
+
+
+def _now_us():
+    return time.time_ns() // 1000
