@@ -101,6 +101,7 @@ class Client:
         self._figures_version = 0
         self._decoder = FrameDecoder()
         self._buffer = collections.deque(maxlen=MAX_BUFFERED)
+        self._downloads = collections.deque(maxlen=4)
         self._awaiting = None        # monotonic time the outstanding snapshot was asked
         self._fresh = None           # (keyframe, received_at, nbytes, skipped) of a new image
         self._skipped = 0
@@ -239,6 +240,9 @@ class Client:
             self._on_snapshot(msg, body[1] if len(body) > 1 else None)
         elif t == P.FIGURES:
             self._set_figures(msg.get("figures"))
+        elif t == P.DOWNLOAD:
+            if msg.get("figure") == self.figure and len(body) == 2:
+                self._downloads.append((msg, body[1]))
         elif t == P.PONG:
             if msg.get("server_id") not in (None, self.server_id):
                 self._hello()   # a new server answers at the address: start over
@@ -499,6 +503,16 @@ class Client:
         send_event("button_press", x=10, y=20, button=1). Validated here first."""
         event = P.check_event({"type": type, **fields})
         return self._send(P.EVENT, figure=self.figure, event=event)
+
+    def download(self, format="png", timeout=10.0):
+        """The figure saved in format (any savefig format: "png", "svg", "pdf", ...), as
+        bytes, asked of the server with a toolbar download event. Raises TimeoutError."""
+        self._downloads.clear()
+        self.send_event("toolbar", name="download", format=format)
+        self._wait_dealer(time.monotonic() + timeout, lambda: self._downloads)
+        if not self._downloads:
+            raise TimeoutError(f"no {format} download within {timeout} s")
+        return self._downloads.popleft()[1]
 
     def request_keyframe(self):
         """Ask for a snapshot now (the image is rebuilt from it)."""

@@ -85,6 +85,9 @@ class FigureStream:
         self._handlers = []
         self._events = collections.deque(maxlen=1024)
         self._event_ready = threading.Condition()
+        self._ack_handlers = []
+        #: The request envelope of the event being delivered (see reply()), else None.
+        self.sender = None
 
     # -- publishing ---------------------------------------------------------------------
 
@@ -201,6 +204,19 @@ class FigureStream:
         scheduled as a task. Usable as a decorator."""
         self._handlers.append(handler)
         return handler
+
+    def on_ack(self, handler):
+        """Call handler() on the server's loop whenever a client acknowledges a frame of
+        this figure: a render loop waiting for in_flight() to drop resumes at once."""
+        self._ack_handlers.append(handler)
+        return handler
+
+    def reply(self, sender, type_, *binary, **fields):
+        """Send a message to one client only: sender is ``self.sender`` read inside an
+        event handler (the client that sent the event), e.g. a download's bytes."""
+        if sender is not None:
+            self.server._run_soon(lambda: self.server._reply(sender, type_, *binary,
+                                                             figure=self.id, **fields))
 
     def get_event(self, timeout=None):
         """The next input event from any thread, or None after timeout seconds. Events
@@ -551,9 +567,19 @@ class Server:
             sent = stream._published_at.get(fields["seq"])
             client.acks[stream.id] = (fields["seq"], fields["epoch"],
                                       None if sent is None else time.monotonic() - sent)
+            for handler in stream._ack_handlers:
+                try:
+                    handler()
+                except Exception:
+                    log.exception("ack handler of figure %s failed", stream.id)
         elif t == P.EVENT:
             event = dict(fields["event"], figure=fields["figure"], client=client.name)
-            self.figures[fields["figure"]]._deliver(event)
+            stream = self.figures[fields["figure"]]
+            stream.sender = envelope
+            try:
+                stream._deliver(event)
+            finally:
+                stream.sender = None
         elif t == P.PING:
             self._reply(envelope, P.PONG, t=fields["t"], server_id=self.server_id)
         elif t == P.BYE:
