@@ -221,8 +221,9 @@ def copy_rects(const uint8_t[:, :, ::1] src not None, uint8_t[:, :, ::1] dst not
                const int32_t[:, ::1] rects not None, Py_ssize_t n):
     """Copy the first n rectangles (x, y, w, h) from src to dst (same size): how the
     encoder keeps its previous frame equal to what clients hold without a full copy."""
-    if src.shape[0] != dst.shape[0] or src.shape[1] != dst.shape[1]:
-        raise ValueError("src and dst must have the same size")
+    if (src.shape[0] != dst.shape[0] or src.shape[1] != dst.shape[1]
+            or src.shape[2] != 4 or dst.shape[2] != 4):
+        raise ValueError("src and dst must be (H, W, 4) images of the same size")
     if n > rects.shape[0]:
         raise ValueError("n exceeds the rectangle table")
     cdef Py_ssize_t i, y
@@ -236,6 +237,9 @@ def copy_rects(const uint8_t[:, :, ::1] src not None, uint8_t[:, :, ::1] dst not
 
 cdef inline int check_rect(const uint8_t[:, :, ::1] img, int64_t x, int64_t y,
                            int64_t w, int64_t h) except -1:
+    # The kernels step 4 bytes per pixel: another channel count would run past the rows.
+    if img.shape[2] != 4:
+        raise ValueError(f"images are (H, W, 4) RGBA, not {img.shape[2]} channels")
     if x < 0 or y < 0 or w < 1 or h < 1 or x + w > img.shape[1] or y + h > img.shape[0]:
         raise ValueError(f"rectangle {(x, y, w, h)} outside a {img.shape[1]}x{img.shape[0]} image")
     return 0
