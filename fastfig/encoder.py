@@ -26,6 +26,8 @@ def as_rgba(rgba, width=None, height=None):
 
     rgba is a numpy array, ``canvas.buffer_rgba()`` or any buffer; a flat buffer needs
     width and height."""
+    if isinstance(rgba, (bytes, bytearray)):
+        rgba = memoryview(rgba)  # np.asarray(bytes) would make one string, not bytes
     arr = np.asarray(rgba)
     if arr.dtype != np.uint8:
         raise TypeError(f"RGBA frames are uint8, not {arr.dtype}")
@@ -189,7 +191,9 @@ class FrameEncoder:
             if color is not None:
                 return Rect(x, y, w, h, Encoding.FILL, color)
         raw_size = 4 * w * h
-        use_png = Encoding.PNG in accept and w * h >= PNG_MIN_PIXELS
+        # Small rectangles go to RLE or RAW, unless the client reads neither.
+        use_png = Encoding.PNG in accept and (
+            w * h >= PNG_MIN_PIXELS or not accept & {Encoding.RLE, Encoding.RAW})
         rle = None
         if Encoding.RLE in accept:
             # Given up as soon as it grows past what would make it worth taking.
