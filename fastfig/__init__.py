@@ -3,14 +3,19 @@ frame rates.
 
 The frame codec: FrameEncoder turns successive RGBA buffers into keyframes and deltas,
 FrameDecoder rebuilds the image from their packets (PROTOCOL.md).
+The transport: Server publishes figures' frames over ZeroMQ, Client subscribes to one,
+Relay fans a server out (PROTOCOL-transport.md).
 """
 
+from .client import Client, ClientFrame
 from .decoder import FrameDecoder
 from .encoder import FrameEncoder
 from .errors import FrameError, FrameGap
 from .packet import Encoding, Frame, Rect
+from .relay import Relay
+from .server import FigureStream, Server
 
 __version__ = "0.1.0"
 
-__all__ = ["Encoding", "Frame", "FrameDecoder", "FrameEncoder", "FrameError", "FrameGap",
-           "Rect", "__version__"]
+__all__ = ["Client", "ClientFrame", "Encoding", "FigureStream", "Frame", "FrameDecoder",
+           "FrameEncoder", "FrameError", "FrameGap", "Rect", "Relay", "Server", "__version__"]

@@ -135,12 +135,19 @@ class Client:
             if time.monotonic() >= deadline and self.server_id is None:
                 raise TimeoutError(f"no answer from a fastfig server at {self.address} "
                                    f"within {timeout} s")
-        while figure is None and not self._figures:
-            # No figure yet: figure lists are announced on the server topic, and asked.
+        # Wait for the figure (or any figure) to exist: figure lists are announced on the
+        # server topic, and asked for here.
+        def present():
+            if figure is None:
+                return bool(self._figures)
+            return any(f.get("id") == str(figure) for f in self._figures)
+        while not present():
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"the server at {self.address} has no figure")
+                raise ServerError(f"the server at {self.address} has "
+                                  f"{'no figure' if figure is None else f'no figure {figure!r}'}",
+                                  P.E_UNKNOWN_FIGURE)
             self._send(P.FIGURES)
-            self._wait_dealer(min(deadline, time.monotonic() + 0.2), lambda: self._figures)
+            self._wait_dealer(min(deadline, time.monotonic() + 0.2), present)
         self.figure = str(figure) if figure is not None else self._figures[0]["id"]
         P.check_figure_id(self.figure)
         info = self._figure_info()
@@ -183,6 +190,7 @@ class Client:
         sub.setsockopt(zmq.SUBSCRIBE, P.topic(self.figure))
         sub.connect(self.pub_address)
         self._sub = sub
+        self._joined = False
         self._topic = P.topic(self.figure)
         self._poller = zmq.Poller()
         self._poller.register(self._dealer, zmq.POLLIN)
@@ -272,6 +280,8 @@ class Client:
         if isinstance(figures, list):
             self._figures = [f for f in figures if isinstance(f, dict) and "id" in f]
             self._figures_version += 1
+            if self.figure is not None and self._figure_info() is None:
+                self.closed = True   # the close message itself may have been missed
 
     def _on_snapshot(self, msg, packet):
         if msg.get("figure") != self.figure:
@@ -352,7 +362,12 @@ class Client:
         try:
             self._decoder.decode(packet)
         except FrameGap:
-            self._stats.gaps += 1
+            # Until one delta from the topic has applied, a gap is the join race (deltas
+            # published before the subscription took effect), not a loss.
+            if self._joined:
+                self._stats.gaps += 1
+            else:
+                self._stats.join_gaps += 1
             seq, epoch, _ = _peek(packet)
             self._buffer.append((seq, epoch, packet))
             if self._awaiting is None:
@@ -364,6 +379,7 @@ class Client:
             if self._awaiting is None:
                 self._request_snapshot()
             return
+        self._joined = True
         if self._awaiting is not None:
             self._awaiting = None   # a keyframe on the topic is as good as a snapshot
         self._mark_fresh(PACKET_HEADER.unpack_from(packet)[4] & FLAG_KEYFRAME != 0, len(packet))
@@ -520,7 +536,8 @@ class Client:
 
     def stats(self, reset=False):
         """fps, bytes_per_s, latency (median and p95, seconds), frames, skipped (merged),
-        gaps, snapshots, backlogs, restarts, errors."""
+        gaps (frames lost once streaming), join_gaps (deltas missed while subscribing),
+        snapshots, backlogs, restarts, errors."""
         out = self._stats.report()
         if reset:
             self._stats = _Stats()
@@ -565,6 +582,7 @@ class _Stats:
         self.bytes = 0
         self.received_bytes = 0
         self.gaps = 0
+        self.join_gaps = 0
         self.snapshots = 0
         self.snapshot_requests = 0
         self.backlogs = 0
@@ -585,6 +603,7 @@ class _Stats:
                 "latency_median": statistics.median(lat) if lat else None,
                 "latency_p95": lat[int(0.95 * (len(lat) - 1))] if lat else None,
                 "frames": self.frames, "skipped": self.skipped, "gaps": self.gaps,
+                "join_gaps": self.join_gaps,
                 "snapshots": self.snapshots, "snapshot_requests": self.snapshot_requests,
                 "backlogs": self.backlogs, "restarts": self.restarts, "errors": self.errors,
                 "elapsed": elapsed}

@@ -142,7 +142,7 @@ def configure_authenticator(auth, curve=None):
     """Point a started zmq.auth authenticator at the policy: NULL peers are allowed (the
     point of the ZAP domain is the handshake check), CURVE peers per the client list."""
     if curve is not None:
-        auth.configure_curve(domain="*", location=curve.clients_dir or zmq.auth.CURVE_ALLOW_ANY)
+        auth.configure_curve(domain=ZAP_DOMAIN, location=curve.clients_dir or zmq.auth.CURVE_ALLOW_ANY)
 
 
 def make_keys(directory, name="server"):

@@ -1,0 +1,187 @@
+"""The ``fastfig`` command line: serve a script's figures, relay a server, make CURVE keys."""
+
+import argparse
+import os
+import runpy
+import sys
+import time
+
+from . import security
+
+KEYS_HELP = """\
+CURVE keys encrypt and authenticate fastfig across machines.
+
+  fastfig keys DIR                  writes DIR/server.key (public) and DIR/server.key_secret
+  fastfig keys DIR --name alice     a client's pair: DIR/alice.key, DIR/alice.key_secret
+
+Give the server its secret file (fastfig serve --curve-secret DIR/server.key_secret) and
+optionally a directory of allowed clients' public .key files (--curve-clients CLIENTS/;
+without it any client that knows the server's public key may connect). Give clients the
+server's public file: Client(addr, curve=CurveClient.load("DIR/server.key")).
+Secret files are written mode 0600 in a 0700 directory: never share them.
+"""
+
+
+def _curve_server(args):
+    if not getattr(args, "curve_secret", None):
+        return None
+    return security.CurveServer.load(args.curve_secret, getattr(args, "curve_clients", None))
+
+
+def cmd_keys(args):
+    public, secret = security.make_keys(args.dir, args.name)
+    print(f"public key: {public}\nsecret key: {secret}")
+    return 0
+
+
+def cmd_relay(args):
+    from .relay import Relay
+    upstream = None
+    if args.upstream_server_key:
+        upstream = security.CurveClient.load(args.upstream_server_key,
+                                             args.upstream_client_secret)
+    relay = Relay(args.connect, args.bind, pub_bind=args.pub_bind, curve=_curve_server(args),
+                  upstream_curve=upstream, allow_remote=args.allow_remote,
+                  timeout=args.timeout)
+    print(f"fastfig relay: {args.connect} -> {relay.address} (frames on {relay.pub_address})",
+          flush=True)
+    try:
+        relay.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        relay.close()
+    return 0
+
+
+class ScriptFigures:
+    """Keeps one stream per open pyplot figure of a script and publishes a figure again
+    whenever it is stale (changed since its last draw). Called from plt.pause and
+    plt.show (so `while True: ...; plt.pause(0.05)` scripts stream live) and afterwards on
+    a timer, always on the script's thread: matplotlib is not thread-safe."""
+
+    def __init__(self, server):
+        self.server = server
+        self.streams = {}
+
+    def sync(self):
+        import matplotlib.pyplot as plt
+        nums = set(plt.get_fignums())
+        for num in list(self.streams):
+            if num not in nums:
+                self.streams.pop(num).close()
+        for num in sorted(nums):
+            fig = plt.figure(num)
+            stream = self.streams.get(num)
+            if stream is not None and not fig.stale:
+                continue
+            fig.canvas.draw()
+            buf = fig.canvas.buffer_rgba()
+            height, width = buf.shape[:2]
+            if stream is None:
+                label = fig.get_label() or f"Figure {num}"
+                stream = self.streams[num] = self.server.add_figure(
+                    str(num), width, height, title=label)
+            stream.publish(buf)
+
+
+def cmd_serve(args):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .server import Server
+
+    server = Server.run_in_thread(args.address, curve=_curve_server(args),
+                                  allow_remote=args.allow_remote)
+    figures = ScriptFigures(server)
+
+    def pause(interval):
+        figures.sync()
+        time.sleep(interval)
+
+    def show(*a, **k):
+        figures.sync()
+
+    plt.pause, plt.show = pause, show
+    sys.argv = [args.script, *args.args]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(args.script)))
+    print(f"fastfig: serving {args.script} on {server.address}", flush=True)
+    try:
+        runpy.run_path(args.script, run_name="__main__")
+        figures.sync()
+        print(f"fastfig: {len(figures.streams)} figure(s) on {server.address} "
+              "(Ctrl-C to stop)", flush=True)
+        while True:
+            time.sleep(1 / args.fps)
+            figures.sync()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return 0
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="fastfig", description="Stream live matplotlib "
+                                "figures to any frontend over ZeroMQ.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run a Python script with the Agg backend and serve "
+                       "its figures", description="Run SCRIPT with the Agg backend and "
+                       "serve its pyplot figures (figure numbers are the ids). Figures are "
+                       "published when the script calls plt.show() or plt.pause(), and "
+                       "again whenever they change after it ends.")
+    s.add_argument("script")
+    s.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
+    s.add_argument("--address", default=None, help="control endpoint: tcp://127.0.0.1:PORT, "
+                   "'ipc' (a private directory) or ipc:///PATH (default: 127.0.0.1, a free "
+                   "port)")
+    s.add_argument("--fps", type=float, default=30.0, help="how often changed figures "
+                   "are checked once the script has ended")
+    _add_curve_server(s)
+    s.set_defaults(func=cmd_serve)
+
+    r = sub.add_parser("relay", help="fan a server out to more subscribers or machines",
+                       description="Relay a fastfig server: frames through an XSUB/XPUB "
+                       "proxy, requests (hello, snapshots, events) through a control proxy.")
+    r.add_argument("--connect", required=True, help="the server's control endpoint")
+    r.add_argument("--bind", default=None, help="the relay's control endpoint (default: "
+                   "127.0.0.1, a free port)")
+    r.add_argument("--pub-bind", default=None, help="the relay's frame endpoint (default: "
+                   "next to --bind)")
+    r.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server")
+    r.add_argument("--upstream-server-key", help="the server's public .key file, if it uses "
+                   "CURVE")
+    r.add_argument("--upstream-client-secret", help="the relay's own .key_secret for the server")
+    _add_curve_server(r)
+    r.set_defaults(func=cmd_relay)
+
+    k = sub.add_parser("keys", help="make a CURVE key pair", description=KEYS_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    k.add_argument("dir")
+    k.add_argument("--name", default="server")
+    k.set_defaults(func=cmd_keys)
+    return p
+
+
+def _add_curve_server(p):
+    p.add_argument("--curve-secret", help="encrypt with CURVE: this side's .key_secret "
+                   "file (see `fastfig keys --help`)")
+    p.add_argument("--curve-clients", help="directory of allowed clients' public .key "
+                   "files (default with --curve-secret: any client knowing the public key)")
+    p.add_argument("--allow-remote", action="store_true", help="allow binding a "
+                   "non-loopback address without CURVE (trusted networks only)")
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TimeoutError, OSError) as e:
+        print(f"fastfig: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
