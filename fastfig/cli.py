@@ -133,7 +133,8 @@ def build_parser():
                        "published when the script calls plt.show() or plt.pause(), and "
                        "again whenever they change after it ends.")
     s.add_argument("script")
-    s.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
+    s.add_argument("args", nargs="*", help="arguments for the script (after '--' when "
+                   "they start with a dash)")
     s.add_argument("--address", default=None, help="control endpoint: tcp://127.0.0.1:PORT, "
                    "'ipc' (a private directory) or ipc:///PATH (default: 127.0.0.1, a free "
                    "port)")
