@@ -19,3 +19,14 @@ __version__ = "0.1.0"
 
 __all__ = ["Client", "ClientFrame", "Encoding", "FigureStream", "Frame", "FrameDecoder",
            "FrameEncoder", "FrameError", "FrameGap", "Rect", "Relay", "Server", "__version__"]
+
+#: Streaming matplotlib figures (fastfig.api): loaded on first use, so that importing
+#: fastfig for the codec or the transport does not import matplotlib.
+_API = ("show", "animate", "close", "configure", "get_server")
+
+
+def __getattr__(name):
+    if name in _API:
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'fastfig' has no attribute {name!r}")

@@ -1,0 +1,114 @@
+"""Streaming without the backend: ``fastfig.show(fig)`` serves any matplotlib figure and
+``fastfig.animate(anim)`` any animation, whatever backend pyplot uses.
+
+The figure gets a fastfig canvas (an Agg canvas, so a figure made with ``Figure()`` or
+under Agg keeps drawing exactly as before); a figure shown in a GUI window is moved off
+that window's canvas. Both calls block like ``plt.show()`` in a script unless
+``block=False`` (or when an asyncio loop already runs, as in Jupyter).
+"""
+
+from . import runtime
+from .backend import FigureCanvasFastfig
+
+
+def configure(address=None, **server_options):
+    """Where to serve (as Server's address: "tcp", "ipc", "tcp://127.0.0.1:5555", ...),
+    before the first figure is served."""
+    rt = runtime.get()
+    if rt.server is not None:
+        raise RuntimeError(f"fastfig already serves at {rt.server.address}")
+    rt.address = address
+    rt.server_options = dict(server_options)
+
+
+def get_server():
+    """The fastfig Server of this process (started if needed); ``.address`` is the
+    endpoint to give ``fastfig.Client``."""
+    return runtime.get().ensure_server()
+
+
+def canvas_of(fig):
+    """fig's fastfig canvas, attaching one if the figure has another kind."""
+    canvas = fig.canvas
+    if not isinstance(canvas, FigureCanvasFastfig):
+        canvas = FigureCanvasFastfig(fig)
+    return canvas
+
+
+def show(fig, *, id=None, title=None, fps=None, block=None):
+    """Serve fig; returns its FigureStream (``stream.id`` is the figure id to subscribe
+    to). fps: target frame rate (None: as fast as frontends take frames). block: run the
+    loop until the figure is closed, Ctrl-C or SIGTERM (default: in scripts)."""
+    canvas = canvas_of(fig)
+    stream = canvas.serve(id=id, title=title, fps=fps)
+    _maybe_block(block)
+    return stream
+
+
+def animate(anim, *, id=None, title=None, fps=None, wallclock=False, block=None):
+    """Serve a matplotlib Animation (FuncAnimation, ...). Its frames are rendered on
+    fastfig's loop, as fast as its interval and the frontends allow (fps caps the frame
+    rate). wallclock=True keeps it on time: when frames cannot be rendered or taken fast
+    enough, frames are skipped so that frame n shows at n * interval."""
+    fig = anim._fig
+    canvas = canvas_of(fig)
+    interval = anim._interval if hasattr(anim, "_interval") else 200
+    old = anim.event_source
+    timer = canvas.new_timer(interval=interval)
+    if old is not None:
+        was_running = bool(getattr(old, "callbacks", None))
+        for func, args, kwargs in list(getattr(old, "callbacks", [])):
+            timer.add_callback(func, *args, **kwargs)
+        old.stop()
+        anim.event_source = timer
+        if was_running:
+            timer.start()
+    if wallclock:
+        _keep_wallclock(anim, interval / 1000)
+    stream = canvas.serve(id=id, title=title, fps=fps)
+    _maybe_block(block)
+    return stream
+
+
+def close(fig):
+    """Stop serving fig (subscribers are told); it can be shown again."""
+    canvas = fig.canvas
+    if isinstance(canvas, FigureCanvasFastfig):
+        canvas.stop_serving()
+
+
+def _maybe_block(block):
+    rt = runtime.get()
+    if block is None:
+        block = rt.can_block()
+    if block:
+        from .backend import FigureManagerFastfig
+        FigureManagerFastfig.start_main_loop()
+
+
+def _keep_wallclock(anim, period):
+    """Make anim's frame sequence skip frames that are already late."""
+    import time
+    make = anim.new_frame_seq
+
+    def on_time():
+        frames = make()
+        start = None
+        produced = 0
+        while True:
+            now = time.monotonic()
+            if start is None:
+                start = now
+            due = int((now - start) / period) if period > 0 else produced
+            try:
+                while produced < due:      # late: drop the frames that were due before now
+                    next(frames)
+                    produced += 1
+                item = next(frames)
+            except StopIteration:
+                return
+            produced += 1
+            yield item
+
+    anim.new_frame_seq = on_time
+    anim.frame_seq = on_time()

@@ -1,0 +1,321 @@
+"""The fastfig matplotlib backend: ``matplotlib.use("fastfig")``, ``MPLBACKEND=fastfig``
+or ``%matplotlib fastfig``.
+
+The canvas renders with Agg and publishes the Agg buffer (read without copying) through
+the figure's FrameLoop: ``draw()`` publishes the whole image (damage detection finds what
+changed), ``draw_idle()`` is coalesced into one draw per loop iteration, and blitting
+works: ``blit(bbox)`` and ``restore_region`` hand their boxes to the encoder as damage
+hints, and all blits of one loop iteration (one animation step) make one frame. Timers
+run on fastfig's asyncio loop and wait for the frame loop, so animations render no frame
+that frontends would not take. Input events arrive from the server and become matplotlib
+events on the same thread (mplevents); the toolbar's feedback goes back as figure state.
+"""
+
+import logging
+import weakref
+
+import numpy as np
+from matplotlib import _api, backend_bases
+from matplotlib.backend_bases import FigureManagerBase, TimerBase, _Backend
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+from . import mplevents, runtime
+from .frameloop import FrameLoop, display_box
+from .toolbar import ACTIONS, CURSORS, MIME_TYPES, NavigationToolbarFastfig, figure_bytes
+from . import protocol as P
+
+log = logging.getLogger("fastfig.backend")
+
+
+class TimerAsyncio(TimerBase):
+    """A matplotlib timer on fastfig's loop. It keeps a fixed rate (a late tick does not
+    shift the ones after it, and a loop that falls behind does not burst to catch up),
+    and when its canvas is being served a tick waits until the previous frame went out."""
+
+    def __init__(self, *args, **kwargs):
+        self._handle = None
+        self._due = None
+        self._generation = 0
+        self._canvas_ref = None
+        super().__init__(*args, **kwargs)
+
+    def _timer_start(self):
+        self._timer_stop()
+        generation = self._generation
+        rt = runtime.get()
+        rt.ensure_loop()
+        rt.call_soon(self._arm, generation, True)
+
+    def _timer_stop(self):
+        self._generation += 1
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            rt = runtime.get()
+            if rt.in_loop_thread() or rt.mode == "script":
+                handle.cancel()
+            else:
+                rt.loop.call_soon_threadsafe(handle.cancel)
+
+    def _timer_set_interval(self):
+        if self._handle is not None:
+            self._timer_start()
+
+    def _arm(self, generation, first=False):
+        if generation != self._generation:
+            return
+        loop = runtime.get().loop
+        now = loop.time()
+        period = max(self.interval, 0) / 1000
+        if first or self._due is None:
+            self._due = now + period
+        else:
+            self._due = max(self._due + period, now)
+        self._handle = loop.call_at(self._due, self._tick, generation)
+
+    def _tick(self, generation):
+        self._handle = None
+        if generation != self._generation:
+            return
+        canvas = self._canvas_ref() if self._canvas_ref is not None else None
+        frames = getattr(canvas, "_frames", None)
+        if frames is not None and frames.busy:
+            frames.when_idle(lambda: self._fire(generation))
+        else:
+            self._fire(generation)
+
+    def _fire(self, generation):
+        if generation != self._generation:
+            return
+        self._on_timer()
+        if not self._single and generation == self._generation and self.callbacks:
+            self._arm(generation)
+
+
+class FigureCanvasFastfig(FigureCanvasAgg):
+    """An Agg canvas whose frames stream to fastfig frontends."""
+
+    manager_class = _api.classproperty(lambda cls: FigureManagerFastfig)
+    _timer_cls = TimerAsyncio
+    supports_blit = True
+    required_interactive_framework = None
+
+    #: Target frame rate of figures on this canvas class (None: as fast as frontends take).
+    fps = None
+
+    def __init__(self, figure=None):
+        super().__init__(figure)
+        self._stream = None
+        self._frames = None
+        self._state = {}
+        self._pointer = mplevents.PointerState()
+
+    # -- serving --------------------------------------------------------------------------
+
+    @property
+    def stream(self):
+        """The FigureStream while the figure is served, else None."""
+        return self._stream
+
+    def serve(self, id=None, title=None, fps=None):
+        """Publish this figure on the fastfig server (started on first use); idempotent.
+        Returns the FigureStream."""
+        rt = runtime.get()
+        rt.ensure_server()
+        return rt.call(self._serve, id, title, fps)
+
+    def _serve(self, id, title, fps):
+        if fps is not None:
+            self.fps = fps
+        if self._stream is not None:
+            return self._stream
+        rt = runtime.get()
+        server = rt.server
+        if id is None or str(id) in server.figures or not P.FIGURE_ID.match(str(id)):
+            id = None
+        if title is None:
+            title = self.figure.get_label() or None   # None: "Figure <id>"
+        FigureCanvasAgg.draw(self)
+        height, width = self._image().shape[:2]
+        stream = server.add_figure(id, width, height, title=title)
+        if self.manager is None:
+            # A figure from outside pyplot gets what pyplot would give it: the toolbar
+            # and the key and mouse shortcuts of a manager (not registered with pyplot).
+            FigureManagerFastfig(self, int(stream.id) if stream.id.isdigit() else 0)
+        self._state["title"] = stream.state["title"]
+        self._stream = stream
+        self._frames = FrameLoop(stream, self.draw, self._image, loop=rt.loop, fps=self.fps)
+        stream.on_event(self._on_event)
+        if self._state:
+            stream.set_state(**self._state)
+        self._frames.damaged(None)
+        self._frames.publish_now()
+        if self not in rt.canvases:
+            rt.canvases.append(self)
+        return stream
+
+    def stop_serving(self):
+        """End this figure's stream (subscribers are told it is closed) and free it; the
+        figure can be served again later."""
+        rt = runtime.get()
+        if self._stream is None or rt.loop is None:
+            return
+        rt.call(self._stop_serving)
+
+    def _stop_serving(self):
+        stream, frames = self._stream, self._frames
+        self._stream = self._frames = None
+        if frames is not None:
+            frames.close()
+        if stream is not None:
+            stream.close()
+        rt = runtime.get()
+        if self in rt.canvases:
+            rt.canvases.remove(self)
+            rt.figure_closed()
+
+    def _image(self):
+        return np.asarray(self.get_renderer().buffer_rgba())
+
+    def send_state(self, **fields):
+        """Figure state for frontends (title, cursor, message, rubberband, ...): sent now
+        when served, kept for the next subscriber either way."""
+        changed = {k: v for k, v in fields.items() if self._state.get(k, ...) != v}
+        if not changed:
+            return
+        self._state.update(changed)
+        if self._stream is not None:
+            self._stream.set_state(**changed)
+
+    # -- drawing ----------------------------------------------------------------------------
+
+    def draw(self):
+        super().draw()
+        if self._frames is not None:
+            self._frames.damaged(None)
+
+    def draw_idle(self, *args, **kwargs):
+        if self._frames is not None:
+            self._frames.request_render()
+
+    def blit(self, bbox=None):
+        if self._frames is None:
+            return
+        if bbox is None:
+            self._frames.damaged(None)
+        else:
+            self._frames.damaged(display_box(bbox, self.get_renderer().height))
+
+    def restore_region(self, region, bbox=None, xy=None):
+        super().restore_region(region, bbox, xy)
+        if self._frames is None:
+            return
+        if bbox is None and xy is None:
+            x0, y0, x1, y1 = region.get_extents()   # pixels from the top left
+            self._frames.damaged((x0, y0, x1 - x0, y1 - y0))
+        else:
+            self._frames.damaged(None)
+
+    def new_timer(self, *args, **kwargs):
+        timer = super().new_timer(*args, **kwargs)
+        timer._canvas_ref = weakref.ref(self)
+        return timer
+
+    def flush_events(self):
+        rt = runtime.get()
+        if rt.loop is not None and rt.can_block():
+            rt.loop.run_until_complete(_yield())
+
+    def start_event_loop(self, timeout=0):
+        rt = runtime.get()
+        rt.ensure_loop()
+        rt.run(timeout if timeout and timeout > 0 else None)
+
+    def stop_event_loop(self):
+        runtime.get().stop()
+
+    def set_cursor(self, cursor):
+        self.send_state(cursor=CURSORS.get(cursor, "default"))
+
+    # -- input -------------------------------------------------------------------------------
+
+    def _on_event(self, event):
+        try:
+            self.handle_event(event, sender=self._stream.sender if self._stream else None)
+        except Exception:
+            log.exception("handling %s on figure %s failed", event.get("type"),
+                          self._stream.id if self._stream else "?")
+
+    def handle_event(self, event, sender=None):
+        """Apply one protocol input event (already validated) to this figure."""
+        etype = event["type"]
+        if etype == "resize":
+            if mplevents.resize(self, event["width"], event["height"],
+                                event.get("device_pixel_ratio", 1)):
+                self.draw_idle()
+        elif etype == "toolbar":
+            self._toolbar_action(event, sender)
+        else:
+            mplevents.dispatch(self, event, self._pointer)
+
+    def _toolbar_action(self, event, sender):
+        name = event["name"]
+        if name == "download":
+            fmt = event.get("format", "png")
+            data = figure_bytes(self.figure, fmt)
+            if self._stream is not None:
+                self._stream.reply(sender, P.DOWNLOAD, data, format=fmt,
+                                   mime=MIME_TYPES.get(fmt, "application/octet-stream"))
+            self.draw_idle()   # savefig may have drawn at another size; show the figure
+        elif name in ACTIONS and self.toolbar is not None:
+            getattr(self.toolbar, name)()
+
+
+async def _yield():
+    pass
+
+
+class FigureManagerFastfig(FigureManagerBase):
+    """A pyplot figure served by fastfig: shown means published under its number."""
+
+    _toolbar2_class = NavigationToolbarFastfig
+
+    def show(self):
+        self.canvas.serve(id=str(self.num), title=self.get_window_title())
+
+    def set_window_title(self, title):
+        super().set_window_title(title)
+        self.canvas.send_state(title=title)
+
+    def resize(self, w, h):
+        fig = self.canvas.figure
+        fig.set_size_inches(w / fig.dpi, h / fig.dpi, forward=False)
+        self.canvas.draw_idle()
+
+    def destroy(self):
+        mplevents.close(self.canvas)
+        self.canvas.stop_serving()
+
+    @classmethod
+    def start_main_loop(cls):
+        rt = runtime.get()
+        if rt.announce and rt.server is not None and rt.can_block():
+            n = len(rt.canvases)
+            print(f"fastfig: serving {n} figure{'s' if n != 1 else ''} at "
+                  f"{rt.server.address} (Ctrl-C to stop)", flush=True)
+        try:
+            rt.run()
+        except KeyboardInterrupt:
+            if rt.keep_serving:
+                raise
+
+
+@_Backend.export
+class _BackendFastfig(_Backend):
+    backend_version = "fastfig"
+    FigureCanvas = FigureCanvasFastfig
+    FigureManager = FigureManagerFastfig
+    mainloop = FigureManagerFastfig.start_main_loop
+
+
+__all__ = ["FigureCanvasFastfig", "FigureManagerFastfig", "NavigationToolbarFastfig",
+           "TimerAsyncio", "backend_bases"]
