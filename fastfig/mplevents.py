@@ -10,6 +10,8 @@ Key names are matplotlib's ("ctrl+shift+a", "alt+left"); like Qt, a shifted prin
 key is reported as its shifted character without "shift" ("ctrl+A").
 """
 
+import math
+
 from matplotlib.backend_bases import (CloseEvent, KeyEvent, LocationEvent, MouseButton,
                                       MouseEvent, ResizeEvent)
 
@@ -101,12 +103,20 @@ def resize(canvas, width, height, ratio):
     old = (fig.bbox.width, fig.bbox.height, fig.dpi)
     canvas._set_device_pixel_ratio(ratio)
     w, h = max(1, round(width * ratio)), max(1, round(height * ratio))
-    # Inches chosen so that inches * dpi lands on the pixel count despite rounding.
-    fig.set_size_inches((w + 1e-6) / fig.dpi, (h + 1e-6) / fig.dpi, forward=False)
+    # As Qt: inches = pixels / dpi, nudged up by one ulp where the product would fall
+    # short of the pixel count (Agg truncates the canvas size).
+    fig.set_size_inches(_inches(w, fig.dpi), _inches(h, fig.dpi), forward=False)
     if (fig.bbox.width, fig.bbox.height, fig.dpi) == old:
         return False
     ResizeEvent("resize_event", canvas)._process()
     return True
+
+
+def _inches(pixels, dpi):
+    inches = pixels / dpi
+    while inches * dpi < pixels:
+        inches = math.nextafter(inches, math.inf)
+    return inches
 
 
 def close(canvas):
