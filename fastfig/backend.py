@@ -300,8 +300,11 @@ class FigureManagerFastfig(FigureManagerBase):
         rt = runtime.get()
         if rt.announce and rt.server is not None and rt.can_block():
             n = len(rt.canvases)
-            print(f"fastfig: serving {n} figure{'s' if n != 1 else ''} at "
-                  f"{rt.server.address} (Ctrl-C to stop)", flush=True)
+            if callable(rt.announce):
+                rt.announce(n, rt.server.address)
+            else:
+                print(f"fastfig: serving {n} figure{'s' if n != 1 else ''} at "
+                      f"{rt.server.address} (Ctrl-C to stop)", flush=True)
         try:
             rt.run()
         except KeyboardInterrupt:

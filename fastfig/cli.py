@@ -4,7 +4,6 @@ import argparse
 import os
 import runpy
 import sys
-import time
 
 from . import security
 
@@ -54,71 +53,51 @@ def cmd_relay(args):
     return 0
 
 
-class ScriptFigures:
-    """Keeps one stream per open pyplot figure of a script and publishes a figure again
-    whenever it is stale (changed since its last draw). Called from plt.pause and
-    plt.show (so `while True: ...; plt.pause(0.05)` scripts stream live) and afterwards on
-    a timer, always on the script's thread: matplotlib is not thread-safe."""
-
-    def __init__(self, server):
-        self.server = server
-        self.streams = {}
-
-    def sync(self):
-        import matplotlib.pyplot as plt
-        nums = set(plt.get_fignums())
-        for num in list(self.streams):
-            if num not in nums:
-                self.streams.pop(num).close()
-        for num in sorted(nums):
-            fig = plt.figure(num)
-            stream = self.streams.get(num)
-            if stream is not None and not fig.stale:
-                continue
-            fig.canvas.draw()
-            buf = fig.canvas.buffer_rgba()
-            height, width = buf.shape[:2]
-            if stream is None:
-                label = fig.get_label() or f"Figure {num}"
-                stream = self.streams[num] = self.server.add_figure(
-                    str(num), width, height, title=label)
-            stream.publish(buf)
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def cmd_serve(args):
+    """Run the script under the fastfig backend: its figures are served as it shows them
+    (plt.show() blocks and serves; plt.pause() and animations run on fastfig's loop),
+    and whatever figures are open when it ends are served until Ctrl-C or SIGTERM."""
+    import signal
+
     import matplotlib
-    matplotlib.use("Agg")
+    matplotlib.use("fastfig")
     import matplotlib.pyplot as plt
 
-    from .server import Server
+    from . import runtime
+    from .backend import FigureCanvasFastfig
 
-    server = Server.run_in_thread(args.address, curve=_curve_server(args),
-                                  allow_remote=args.allow_remote)
-    figures = ScriptFigures(server)
+    rt = runtime.get()
+    rt.address = args.address
+    rt.server_options = {"curve": _curve_server(args), "allow_remote": args.allow_remote}
+    rt.keep_serving = True
+    announced = []
 
-    def pause(interval):
-        figures.sync()
-        time.sleep(interval)
-
-    def show(*a, **k):
-        figures.sync()
-
-    plt.pause, plt.show = pause, show
+    def announce(count, address):
+        if not announced:
+            announced.append(True)
+            print(f"fastfig: {count} figure(s) on {address} (Ctrl-C to stop)", flush=True)
+    rt.announce = announce
+    if args.fps:
+        FigureCanvasFastfig.fps = args.fps
+    rt.ensure_loop(mode="script")
+    server = rt.ensure_server()
+    signal.signal(signal.SIGTERM, _interrupt)
     sys.argv = [args.script, *args.args]
     sys.path.insert(0, os.path.dirname(os.path.abspath(args.script)))
     print(f"fastfig: serving {args.script} on {server.address}", flush=True)
     try:
         runpy.run_path(args.script, run_name="__main__")
-        figures.sync()
-        print(f"fastfig: {len(figures.streams)} figure(s) on {server.address} "
-              "(Ctrl-C to stop)", flush=True)
-        while True:
-            time.sleep(1 / args.fps)
-            figures.sync()
-    except KeyboardInterrupt:
+        plt.show(block=False)
+        announce(len(rt.canvases), server.address)
+        rt.run()
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
-        server.close()
+        rt.close()
     return 0
 
 
@@ -127,19 +106,19 @@ def build_parser():
                                 "figures to any frontend over ZeroMQ.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("serve", help="run a Python script with the Agg backend and serve "
-                       "its figures", description="Run SCRIPT with the Agg backend and "
-                       "serve its pyplot figures (figure numbers are the ids). Figures are "
-                       "published when the script calls plt.show() or plt.pause(), and "
-                       "again whenever they change after it ends.")
+    s = sub.add_parser("serve", help="run a Python script under the fastfig backend and "
+                       "serve its figures", description="Run SCRIPT under the fastfig "
+                       "matplotlib backend and serve its pyplot figures (figure numbers are "
+                       "the ids) until Ctrl-C or SIGTERM. plt.show() serves and blocks, "
+                       "plt.pause() and animations run live, blitting included.")
     s.add_argument("script")
     s.add_argument("args", nargs="*", help="arguments for the script (after '--' when "
                    "they start with a dash)")
     s.add_argument("--address", default=None, help="control endpoint: tcp://127.0.0.1:PORT, "
                    "'ipc' (a private directory) or ipc:///PATH (default: 127.0.0.1, a free "
                    "port)")
-    s.add_argument("--fps", type=float, default=30.0, help="how often changed figures "
-                   "are checked once the script has ended")
+    s.add_argument("--fps", type=float, default=None, help="target frame rate of every "
+                   "figure (default: as fast as frontends take frames)")
     _add_curve_server(s)
     s.set_defaults(func=cmd_serve)
 

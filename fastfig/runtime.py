@@ -36,7 +36,8 @@ class Runtime:
         self.server = None
         self.thread_id = None
         self.canvases = []          # canvases being served, in the order they were shown
-        self.announce = True        # print where to connect when show() blocks
+        self.announce = True        # print where to connect when show() blocks (or a
+                                    # callable(count, address) that does)
         self.keep_serving = False   # show() blocks until a signal even with no figures
         self._thread = None
         self._stop = None
@@ -134,7 +135,8 @@ class Runtime:
         elif not self.keep_serving and not self.canvases:
             return
         installed = False
-        if threading.current_thread() is threading.main_thread() and timeout is None:
+        if (threading.current_thread() is threading.main_thread() and timeout is None
+                and not self.keep_serving):   # `fastfig serve` handles SIGTERM itself
             try:
                 loop.add_signal_handler(signal.SIGTERM, lambda: (terminated.append(1),
                                                                  self.stop()))
