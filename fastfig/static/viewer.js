@@ -1,0 +1,472 @@
+// One live figure in the page: its websocket, its canvas, its toolbar and its input.
+// PROTOCOL-browser.md describes what goes over the websocket; packet.js does the pixels.
+
+import { parsePacket, decodeFrame, FrameCanvas, FrameGap } from "./packet.js";
+import { bindInput } from "./events.js";
+import { Stats } from "./stats.js";
+
+const TOOLS = [
+  ["home", "⌂", "Reset original view"],
+  ["back", "←", "Back to previous view"],
+  ["forward", "→", "Forward to next view"],
+  ["pan", "✥", "Pan axes with left mouse, zoom with right"],
+  ["zoom", "⬚", "Zoom to rectangle"],
+];
+const RETRY_MS = [250, 500, 1000, 2000, 3000];
+
+function el(tag, cls, parent, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+export class FigureViewer {
+  /**
+   * figureId: the figure to show; token: the page's token; options.fit: the figure
+   * follows the size of its container (the single-figure page); otherwise it keeps its
+   * own size and a drag handle resizes it.
+   */
+  constructor(parent, figureId, token, options = {}) {
+    this.id = figureId;
+    this.token = token;
+    this.fit = !!options.fit;
+    this.state = {};
+    this.info = null;
+    this.downloads = ["png"];
+    this.stats = new Stats();
+    this.painted = 0;
+    this.rejected = 0;
+    this.connected = false;
+    this.closed = false;
+    this.refused = null;
+    this.retries = 0;
+    this.chain = Promise.resolve();
+    this.resyncing = false;
+    this.deferredAcks = [];
+    this.lastResize = null;
+    this.userSized = false;
+    this.onpaint = null;   // hook: called after each painted frame (tests, benchmarks)
+    this._build(parent);
+    this.image = new FrameCanvas(this.canvas);
+    this._unbind = bindInput(this.overlay, this.root, (x, y) => this.toPixels(x, y),
+      (event) => this.sendEvent(event), { captureScroll: () => this.state.capture_scroll !== false });
+    this._visibility = () => { if (!document.hidden) this._flushAcks(); };
+    document.addEventListener("visibilitychange", this._visibility);
+    this._observe();
+    this.connect();
+  }
+
+  // -- the page ------------------------------------------------------------------------
+
+  _build(parent) {
+    const root = this.root = el("section", "ff-figure" + (this.fit ? " ff-fit" : ""), parent);
+    root.tabIndex = 0;
+    root.dataset.figure = this.id;
+    const head = el("header", "ff-head", root);
+    this.titleEl = el("span", "ff-title", head, `Figure ${this.id}`);
+    this.connEl = el("span", "ff-conn", head, "connecting…");
+    const bar = this.toolbar = el("nav", "ff-toolbar", root);
+    this.buttons = {};
+    for (const [name, glyph, tip] of TOOLS) {
+      const b = el("button", "ff-tool", bar, glyph);
+      b.type = "button";
+      b.title = tip;
+      b.dataset.tool = name;
+      b.addEventListener("click", () => this.sendEvent({ type: "toolbar", name }));
+      this.buttons[name] = b;
+    }
+    el("span", "ff-sep", bar);
+    this.formatEl = el("select", "ff-format", bar);
+    this.formatEl.title = "Download format";
+    const dl = this.buttons.download = el("button", "ff-tool", bar, "⤓");
+    dl.type = "button";
+    dl.title = "Download the figure";
+    dl.dataset.tool = "download";
+    dl.addEventListener("click", () => this.download(this.formatEl.value));
+    const st = this.buttons.stats = el("button", "ff-tool ff-stats-toggle", bar, "fps");
+    st.type = "button";
+    st.title = "Show live stats";
+    st.dataset.tool = "stats";
+    st.addEventListener("click", () => this.toggleStats());
+    this._setFormats(["png"]);
+
+    const stage = this.stage = el("div", "ff-stage", root);
+    this.canvas = el("canvas", "ff-image", stage);
+    this.overlay = el("canvas", "ff-overlay", stage);
+    this.veil = el("div", "ff-veil", stage, "connecting…");
+    const foot = el("footer", "ff-foot", root);
+    this.messageEl = el("span", "ff-message", foot, "");
+    this.statsEl = el("div", "ff-statsline", root, "");
+    this.statsEl.hidden = true;
+    this.handle = el("div", "ff-handle", root);
+    this.handle.title = "Drag to resize the figure";
+    this._bindHandle();
+  }
+
+  _setFormats(formats) {
+    const current = this.formatEl.value;
+    this.formatEl.textContent = "";
+    for (const f of formats) {
+      const o = el("option", "", this.formatEl, f);
+      o.value = f;
+    }
+    if (formats.includes(current)) this.formatEl.value = current;
+  }
+
+  /**
+   * Client coordinates -> the figure's CSS pixels from its top left, the unit of input
+   * events (the figure is drawn at device_pixel_ratio image pixels per CSS pixel). The
+   * canvas may be shown smaller than that (a narrow page): its scale is taken out.
+   */
+  toPixels(clientX, clientY) {
+    const r = this.canvas.getBoundingClientRect();
+    const dpr = window.devicePixelRatio || 1;
+    const sx = r.width ? this.canvas.width / r.width / dpr : 1;
+    const sy = r.height ? this.canvas.height / r.height / dpr : 1;
+    return [Math.round((clientX - r.left) * sx * 100) / 100, Math.round((clientY - r.top) * sy * 100) / 100];
+  }
+
+  _cssSize(w, h) {
+    const dpr = window.devicePixelRatio || 1;
+    return [w / dpr, h / dpr];
+  }
+
+  _layout() {
+    const [cw, ch] = this._cssSize(this.canvas.width, this.canvas.height);
+    this.canvas.style.width = `${cw}px`;
+    this.canvas.style.aspectRatio = `${this.canvas.width} / ${this.canvas.height}`;
+    if (!this.fit && !this.userSized) {
+      this.stage.style.width = `${cw}px`;
+    }
+    this._drawOverlay();
+  }
+
+  // -- resizing ------------------------------------------------------------------------
+
+  _observe() {
+    if (typeof ResizeObserver !== "function") {
+      window.addEventListener("resize", () => this._stageResized());
+      return;
+    }
+    this._observer = new ResizeObserver(() => this._stageResized());
+    this._observer.observe(this.stage);
+  }
+
+  _stageResized() {
+    if (!this.fit && !this.userSized) return;
+    this.requestResize(this.stage.clientWidth, this.stage.clientHeight);
+  }
+
+  _bindHandle() {
+    let start = null;
+    this.handle.addEventListener("pointerdown", (e) => {
+      e.preventDefault();
+      this.handle.setPointerCapture(e.pointerId);
+      start = { x: e.clientX, y: e.clientY, w: this.stage.clientWidth, h: this.stage.clientHeight };
+    });
+    this.handle.addEventListener("pointermove", (e) => {
+      if (!start) return;
+      this.userSized = true;
+      this.fit = false;
+      this.root.classList.remove("ff-fit");
+      this.stage.style.width = `${Math.max(50, start.w + e.clientX - start.x)}px`;
+      this.stage.style.height = `${Math.max(50, start.h + e.clientY - start.y)}px`;
+    });
+    const end = () => { start = null; };
+    this.handle.addEventListener("pointerup", end);
+    this.handle.addEventListener("pointercancel", end);
+  }
+
+  /** Ask the figure for a new size in CSS pixels (sent at most once per animation frame). */
+  requestResize(width, height) {
+    width = Math.floor(width);
+    height = Math.floor(height);
+    if (width < 1 || height < 1) return;
+    this._wantedSize = [width, height];
+    if (this._resizeScheduled) return;
+    this._resizeScheduled = true;
+    requestAnimationFrame(() => {
+      this._resizeScheduled = false;
+      const [w, h] = this._wantedSize;
+      const dpr = window.devicePixelRatio || 1;
+      const key = `${w}x${h}@${dpr}`;
+      if (key === this.lastResize || !this.connected) return;
+      const [cw, ch] = this._cssSize(this.canvas.width, this.canvas.height);
+      if (this.lastResize === null && Math.round(cw) === w && Math.round(ch) === h) {
+        this.lastResize = key;   // already that size
+        return;
+      }
+      this.lastResize = key;
+      this.sendEvent({ type: "resize", width: w, height: h, device_pixel_ratio: dpr });
+    });
+  }
+
+  // -- the connection ---------------------------------------------------------------------
+
+  _url(path) {
+    const q = this.token ? `?token=${encodeURIComponent(this.token)}` : "";
+    return `${path}${q}`;
+  }
+
+  connect() {
+    if (this.closed) return;
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(`${scheme}//${location.host}${this._url(`/ws/${encodeURIComponent(this.id)}`)}`);
+    ws.binaryType = "arraybuffer";
+    this.ws = ws;
+    ws.onopen = () => {
+      this.retries = 0;
+      this.connected = true;
+      this.lastResize = null;
+      this.chain = Promise.resolve();
+      this.resyncing = false;
+      this._status("live");
+    };
+    ws.onmessage = (e) => {
+      if (typeof e.data === "string") this._onText(e.data);
+      else this._onPacket(e.data);
+    };
+    ws.onclose = () => {
+      if (this.ws !== ws) return;
+      this.connected = false;
+      if (!this.closed) this._reconnect();
+    };
+  }
+
+  async _reconnect() {
+    this._status("reconnecting…", true);
+    const wait = RETRY_MS[Math.min(this.retries, RETRY_MS.length - 1)];
+    this.retries++;
+    await new Promise((r) => setTimeout(r, wait));
+    // A refusal (wrong token, foreign page) is final: say so instead of retrying.
+    try {
+      const r = await fetch(this._url("/api/figures"), { cache: "no-store" });
+      if (r.status === 403) {
+        this.refused = (await r.text()).trim();
+        this._status(this.refused, true);
+        return;
+      }
+    } catch (_) { /* server down: keep trying */ }
+    this.connect();
+  }
+
+  _status(text, veil = false) {
+    this.connEl.textContent = text;
+    this.root.classList.toggle("ff-offline", veil);
+    this.veil.textContent = text;
+    this.veil.hidden = !veil;
+  }
+
+  _send(obj) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(obj));
+  }
+
+  sendEvent(event) {
+    this._send({ type: "event", event });
+  }
+
+  _onText(text) {
+    let msg;
+    try { msg = JSON.parse(text); } catch (_) { return; }
+    switch (msg.type) {
+      case "welcome":
+        this._setInfo(msg.info);
+        this.downloads = msg.downloads || ["png"];
+        this._setFormats(this.downloads);
+        this._setState(msg.state || {});
+        this._status(msg.server ? "live" : "waiting for the server…", !msg.server && this.painted === 0);
+        if (this.fit) this._stageResized();
+        break;
+      case "state":
+        this._setState(msg.state || {});
+        break;
+      case "figures": {
+        const info = (msg.figures || []).find((f) => f.id === this.id);
+        if (info) this._setInfo(info);
+        break;
+      }
+      case "status":
+        this._status(msg.server ? "live" : "server unreachable — waiting…", !msg.server);
+        break;
+      case "close":
+        this._status("figure closed", true);
+        break;
+      case "stats":
+        this.stats.server = msg.server;
+        break;
+      case "error":
+        console.warn(`fastfig figure ${this.id}: ${msg.message}`);
+        break;
+      default:
+        break;
+    }
+  }
+
+  _setInfo(info) {
+    if (!info) return;
+    this.info = info;
+    if (!this.state.title && info.title) this.titleEl.textContent = info.title;
+  }
+
+  _setState(state) {
+    Object.assign(this.state, state);
+    if ("title" in state) {
+      this.titleEl.textContent = state.title || `Figure ${this.id}`;
+      if (this.fit) document.title = state.title || document.title;
+    }
+    if ("message" in state) this.messageEl.textContent = state.message || "";
+    if ("cursor" in state) this.overlay.style.cursor = state.cursor || "default";
+    if ("navigate_mode" in state) {
+      this.buttons.pan.classList.toggle("ff-active", state.navigate_mode === "PAN");
+      this.buttons.zoom.classList.toggle("ff-active", state.navigate_mode === "ZOOM");
+    }
+    if ("history" in state && state.history) {
+      this.buttons.back.disabled = state.history.back === false;
+      this.buttons.forward.disabled = state.history.forward === false;
+    }
+    if ("rubberband" in state) this._drawOverlay();
+  }
+
+  // -- frames -------------------------------------------------------------------------
+
+  _onPacket(buffer) {
+    const received = performance.now();
+    let frame;
+    try {
+      frame = parsePacket(buffer);
+    } catch (e) {
+      this._rejected(e, null);
+      return;
+    }
+    // Decoding starts now, in parallel with the frames before it; frames are applied in
+    // the order they came.
+    const decoded = decodeFrame(frame);
+    decoded.catch(() => {});
+    this.chain = this.chain.then(() => decoded).then((ops) => {
+      this.image.apply(frame, ops);
+      if (frame.keyframe) this.resyncing = false;
+      const now = performance.now();
+      const latency = frame.timestampUs ? Date.now() - frame.timestampUs / 1000 : null;
+      this.stats.frame(frame.byteLength, now - received, latency, frame.keyframe);
+      this.painted++;
+      if (frame.keyframe) this._layout();
+      if (this.veil.hidden === false && this.connected) this._status("live");
+      this._ack(frame, true);
+      if (this.onpaint) this.onpaint(frame);
+    }, (e) => this._rejected(e, frame)).catch((e) => this._rejected(e, frame));
+  }
+
+  _rejected(error, frame) {
+    this.rejected++;
+    this.stats.rejected++;
+    if (!(error instanceof FrameGap)) console.warn(`fastfig figure ${this.id}: ${error.message || error}`);
+    this._ack(frame, false);
+    if (!this.resyncing) {
+      this.resyncing = true;
+      this._send({ type: "snapshot" });
+    }
+  }
+
+  _ack(frame, ok) {
+    const ack = { type: "ack", seq: frame ? frame.seq : 0, epoch: frame ? frame.epoch : 0, ok };
+    // A hidden tab stops acknowledging, so the bridge stops sending it frames; it catches
+    // up with one keyframe when it is shown again.
+    if (document.hidden) this.deferredAcks.push(ack);
+    else this._send(ack);
+  }
+
+  _flushAcks() {
+    const acks = this.deferredAcks;
+    this.deferredAcks = [];
+    for (const ack of acks) this._send(ack);
+  }
+
+  // -- overlay: rubberband ------------------------------------------------------------
+
+  _drawOverlay() {
+    const o = this.overlay;
+    const r = this.canvas.getBoundingClientRect();
+    const dpr = window.devicePixelRatio || 1;
+    const w = Math.max(1, Math.round(r.width * dpr)), h = Math.max(1, Math.round(r.height * dpr));
+    if (o.width !== w || o.height !== h) {
+      o.width = w;
+      o.height = h;
+    }
+    o.style.width = `${r.width}px`;
+    o.style.height = `${r.height}px`;
+    const ctx = o.getContext("2d");
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    const band = this.state.rubberband;   // CSS pixels of the figure, from the top left
+    if (!band || !this.canvas.width) return;
+    const s = w / (this.canvas.width / dpr);
+    const [x0, y0, x1, y1] = band;
+    ctx.setTransform(s, 0, 0, s, 0, 0);
+    ctx.lineWidth = 1 / s * dpr;
+    ctx.setLineDash([4 / s * dpr, 4 / s * dpr]);
+    ctx.strokeStyle = "#000";
+    const x = Math.min(x0, x1), y = Math.min(y0, y1);
+    ctx.strokeRect(x, y, Math.abs(x1 - x0), Math.abs(y1 - y0));
+    ctx.lineDashOffset = 4 / s * dpr;
+    ctx.strokeStyle = "#fff";
+    ctx.strokeRect(x, y, Math.abs(x1 - x0), Math.abs(y1 - y0));
+  }
+
+  // -- toolbar extras -----------------------------------------------------------------
+
+  async download(format) {
+    const name = `figure-${this.id}.${format}`;
+    let blob;
+    try {
+      this.messageEl.textContent = `saving ${name}…`;
+      const r = await fetch(this._url(`/download/${encodeURIComponent(this.id)}.${format}`), { cache: "no-store" });
+      if (r.ok) {
+        blob = await r.blob();
+      } else if (format === "png" && r.status !== 403) {
+        // A figure that cannot save itself (not served by the fastfig backend): the
+        // picture on screen is a faithful PNG.
+        blob = await new Promise((resolve) => this.canvas.toBlob(resolve, "image/png"));
+      } else {
+        throw new Error((await r.text()).trim() || r.statusText);
+      }
+      this.messageEl.textContent = "";
+    } catch (e) {
+      this.messageEl.textContent = `download failed: ${e.message || e}`;
+      return;
+    }
+    const url = URL.createObjectURL(blob);
+    const a = el("a", "", document.body);
+    a.href = url;
+    a.download = name;
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  }
+
+  toggleStats() {
+    const show = this.statsEl.hidden;
+    this.statsEl.hidden = !show;
+    this.buttons.stats.classList.toggle("ff-active", show);
+    clearInterval(this._statsTimer);
+    if (show) {
+      const tick = () => {
+        this._send({ type: "stats" });
+        this.statsEl.textContent = this.stats.text();
+      };
+      tick();
+      this._statsTimer = setInterval(tick, 500);
+    }
+  }
+
+  close() {
+    this.closed = true;
+    clearInterval(this._statsTimer);
+    if (this._observer) this._observer.disconnect();
+    document.removeEventListener("visibilitychange", this._visibility);
+    this._unbind();
+    if (this.ws) this.ws.close();
+    this.root.remove();
+  }
+}

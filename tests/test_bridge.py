@@ -1,0 +1,342 @@
+"""The websocket bridge (fastfig/bridge.py) without a browser: tornado's own HTTP and
+websocket clients against a real Server and Bridge on one asyncio loop. Token, Host and
+Origin refusals; packets relayed byte for byte; flow control per tab; events, downloads,
+figure state and a server restart."""
+
+import asyncio
+import json
+import socket
+
+import pytest
+import tornado.httpclient
+import tornado.websocket
+
+from fastfig import FrameDecoder, Server
+from fastfig import protocol as P
+from fastfig.bridge import Bridge
+from fastfig.feed import peek
+from fastfig.security import InsecureAddress
+from transport_helpers import frame_index, make_frame
+
+TIMEOUT = 5.0
+
+
+def run(coro):
+    """Run one async test on a fresh loop, bounded in time."""
+    async def bounded():
+        return await asyncio.wait_for(coro, 30)
+    asyncio.run(bounded())
+
+
+class Setup:
+    def __init__(self, server, bridge, stream):
+        self.server, self.bridge, self.stream = server, bridge, stream
+        self.http = tornado.httpclient.AsyncHTTPClient(force_instance=True)
+
+    def url(self, path, token=True):
+        sep = "&" if "?" in path else "?"
+        return f"{self.bridge.origin}{path}{sep}token={self.bridge.token}" if token else \
+            f"{self.bridge.origin}{path}"
+
+    async def get(self, path, token=True, headers=None):
+        return await self.http.fetch(self.url(path, token), headers=headers,
+                                     raise_error=False, request_timeout=TIMEOUT)
+
+    async def ws(self, figure="1", token=True, origin="same"):
+        headers = {}
+        if origin == "same":
+            headers["Origin"] = self.bridge.origin
+        elif origin:
+            headers["Origin"] = origin
+        url = self.url(f"/ws/{figure}", token).replace("http://", "ws://")
+        req = tornado.httpclient.HTTPRequest(url, headers=headers, request_timeout=TIMEOUT)
+        return Tab(await tornado.websocket.websocket_connect(req))
+
+    def close(self):
+        self.http.close()
+        self.bridge.close()
+        self.server.close()
+
+
+class Tab:
+    """A websocket client that sorts what arrives into packets and JSON messages."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.packets = []
+        self.messages = []
+
+    async def read(self):
+        msg = await asyncio.wait_for(self.conn.read_message(), TIMEOUT)
+        if msg is None:
+            raise ConnectionError("websocket closed")
+        if isinstance(msg, bytes):
+            self.packets.append(msg)
+        else:
+            self.messages.append(json.loads(msg))
+        return msg
+
+    async def packet(self):
+        while True:
+            msg = await self.read()
+            if isinstance(msg, bytes):
+                return msg
+
+    async def message(self, type_):
+        for m in self.messages:
+            if m["type"] == type_:
+                self.messages.remove(m)
+                return m
+        while True:
+            msg = await self.read()
+            if isinstance(msg, str) and json.loads(msg)["type"] == type_:
+                self.messages.pop()
+                return json.loads(msg)
+
+    async def drain(self, seconds):
+        """Read whatever arrives until nothing has come for seconds."""
+        try:
+            while True:
+                msg = await asyncio.wait_for(self.conn.read_message(), seconds)
+                if isinstance(msg, bytes):
+                    self.packets.append(msg)
+        except asyncio.TimeoutError:
+            pass
+
+    def send(self, **msg):
+        return self.conn.write_message(json.dumps(msg))
+
+    def ack(self, packet):
+        p = peek(packet)
+        return self.send(type="ack", seq=p.seq, epoch=p.epoch)
+
+
+async def setup(address=None, width=160, height=120, **bridge_options):
+    server = Server(address)
+    await server.start()
+    stream = server.add_figure("1", width, height, title="one")
+    stream.publish(make_frame(0, width, height))
+    bridge = Bridge(server, **bridge_options)
+    await bridge.start()
+    return Setup(server, bridge, stream)
+
+
+def test_binds_loopback_only():
+    with pytest.raises(InsecureAddress):
+        Bridge("tcp://127.0.0.1:1", host="0.0.0.0")
+
+    async def main():
+        s = await setup()
+        try:
+            assert s.bridge.url.startswith("http://127.0.0.1:")
+            assert f"token={s.bridge.token}" in s.bridge.url and len(s.bridge.token) >= 24
+        finally:
+            s.close()
+    run(main())
+
+
+def test_page_and_api_need_the_token():
+    async def main():
+        s = await setup()
+        try:
+            for path in ("/", "/figure/1", "/api/figures", "/download/1.png"):
+                r = await s.get(path, token=False)
+                assert r.code == 403 and b"wrong or missing token" in r.body, path
+                r = await s.http.fetch(s.url(path, False) + "?token=nope", raise_error=False)
+                assert r.code == 403, path
+            r = await s.get("/")
+            assert r.code == 200 and b"/static/index.js" in r.body
+            assert r.headers["Referrer-Policy"] == "no-referrer"
+            assert "connect-src 'self'" in r.headers["Content-Security-Policy"]
+            r = await s.get("/api/figures")
+            figures = json.loads(r.body)["figures"]
+            assert [(f["id"], f["title"], f["width"]) for f in figures] == [("1", "one", 160)]
+            # The token may also come as a header (non-browser clients).
+            r = await s.get("/api/figures", token=False,
+                            headers={"Authorization": f"token {s.bridge.token}"})
+            assert r.code == 200
+            # Static modules are public package files, served with the right type.
+            r = await s.get("/static/packet.js", token=False)
+            assert r.code == 200 and r.headers["Content-Type"].startswith("text/javascript")
+        finally:
+            s.close()
+    run(main())
+
+
+def test_foreign_host_and_origin_are_refused():
+    async def main():
+        s = await setup()
+        try:
+            # DNS rebinding: a page of evil.example resolved to 127.0.0.1.
+            r = await s.get("/", headers={"Host": f"evil.example:{s.bridge.port}"})
+            assert r.code == 403 and b"Host" in r.body
+            r = await s.get("/api/figures", headers={"Origin": "http://evil.example"})
+            assert r.code == 403 and b"not allowed" in r.body
+        finally:
+            s.close()
+    run(main())
+
+
+def test_websocket_refusals_say_why():
+    async def main():
+        s = await setup()
+        try:
+            for kwargs, text in (({"token": False}, b"token"),
+                                 ({"origin": "http://evil.example"}, b"evil.example"),
+                                 ({"origin": "null"}, b"not allowed")):
+                with pytest.raises(tornado.httpclient.HTTPClientError) as err:
+                    await s.ws(**kwargs)
+                assert err.value.code == 403
+                assert text in err.value.response.body, kwargs
+            tab = await s.ws(origin=None)    # no Origin: not a browser; the token suffices
+            await tab.message("welcome")
+        finally:
+            s.close()
+    run(main())
+
+
+def test_packets_are_relayed_byte_for_byte():
+    async def main():
+        s = await setup()
+        try:
+            tab = await s.ws()
+            welcome = await tab.message("welcome")
+            assert welcome["figure"] == "1" and welcome["info"]["title"] == "one"
+            assert welcome["state"] == {} or welcome["state"]["title"] == "one"
+            first = await tab.packet()
+            assert peek(first).keyframe
+            decoder = FrameDecoder()
+            decoder.decode(first)
+            await tab.ack(first)
+            for i in range(1, 30):
+                frame = s.stream.publish(make_frame(i, 160, 120))
+                packet = await tab.packet()
+                assert packet == bytes(frame)      # unchanged, one message per frame
+                decoder.decode(packet)
+                assert frame_index(decoder.image) == i
+                await tab.ack(packet)
+            state = await tab.message("state")
+            assert state["state"]["title"] == "one"
+        finally:
+            s.close()
+    run(main())
+
+
+def test_flow_control_per_tab():
+    async def main():
+        s = await setup(max_in_flight=2)
+        try:
+            stalled, live = await s.ws(), await s.ws()
+            for tab in (stalled, live):
+                await tab.ack(await tab.packet())
+            for i in range(1, 40):
+                s.stream.publish(make_frame(i, 160, 120))
+                packet = await live.packet()
+                assert frame_index_of(packet, live) == i
+                await live.ack(packet)
+            # The stalled tab got two frames and nothing since.
+            await stalled.drain(0.2)
+            assert len(stalled.packets) == 1 + 2
+            # It acknowledges: it catches up with one keyframe of the latest image.
+            for p in stalled.packets[1:]:
+                await stalled.ack(p)
+            packet = await stalled.packet()
+            assert peek(packet).keyframe
+            decoder = FrameDecoder()
+            decoder.decode(packet)
+            assert frame_index(decoder.image) == 39
+        finally:
+            s.close()
+    run(main())
+
+
+def frame_index_of(packet, tab):
+    """Decode packets in the order a tab received them and give the frame index."""
+    if not hasattr(tab, "decoder"):
+        tab.decoder = FrameDecoder()
+        for p in tab.packets[:-1]:
+            tab.decoder.decode(p)
+    tab.decoder.decode(packet)
+    return frame_index(tab.decoder.image)
+
+
+def test_events_reach_the_figure_and_bad_ones_are_answered():
+    async def main():
+        s = await setup()
+        got = []
+        s.stream.on_event(got.append)
+        try:
+            tab = await s.ws()
+            await tab.message("welcome")
+            await tab.send(type="event", event={"type": "button_press", "x": 10.5, "y": 20,
+                                                "button": 1, "modifiers": ["ctrl", "shift"]})
+            await tab.send(type="event", event={"type": "key_press", "key": "ctrl+alt+k"})
+            for _ in range(100):
+                if len(got) == 2:
+                    break
+                await asyncio.sleep(0.02)
+            assert got[0]["type"] == "button_press" and got[0]["x"] == 10.5
+            assert got[0]["modifiers"] == ["ctrl", "shift"] and got[0]["figure"] == "1"
+            assert got[1]["key"] == "ctrl+alt+k"
+            await tab.send(type="event", event={"type": "button_press", "x": 1})
+            error = await tab.message("error")
+            assert "button" in error["message"] or "y" in error["message"]
+            await tab.conn.write_message("not json")
+            assert (await tab.message("error"))["message"].startswith("malformed")
+        finally:
+            s.close()
+    run(main())
+
+
+def test_download_goes_to_the_figure_owner():
+    async def main():
+        s = await setup()
+
+        def on_event(event):
+            if event["type"] == "toolbar" and event["name"] == "download":
+                s.stream.reply(s.stream.sender, P.DOWNLOAD, b"<svg/>" if event["format"] == "svg"
+                               else b"\x89PNG...", format=event["format"], mime="image/svg+xml"
+                               if event["format"] == "svg" else "image/png")
+        s.stream.on_event(on_event)
+        try:
+            r = await s.get("/download/1.svg")
+            assert r.code == 200 and r.body == b"<svg/>"
+            assert r.headers["Content-Type"] == "image/svg+xml"
+            assert "attachment" in r.headers["Content-Disposition"]
+            r = await s.get("/download/2.svg")
+            assert r.code == 404
+            r = await s.get("/download/1.exe")
+            assert r.code == 404
+        finally:
+            s.close()
+    run(main())
+
+
+def test_server_restart_is_survived():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+
+    async def main():
+        s = await setup(address)
+        try:
+            tab = await s.ws()
+            first = await tab.packet()
+            await tab.ack(first)
+            s.server.close()
+            await tab.message("status")      # the bridge notices the silence
+            server = Server(address)
+            await server.start()
+            s.server = server
+            stream = server.add_figure("1", 120, 80, title="again")
+            stream.publish(make_frame(5, 120, 80))
+            packet = await tab.packet()
+            p = peek(packet)
+            assert p.keyframe and p.epoch != peek(first).epoch
+            decoder = FrameDecoder()
+            decoder.decode(packet)
+            assert decoder.image.shape == (80, 120, 4) and frame_index(decoder.image) == 5
+        finally:
+            s.close()
+    run(main())
