@@ -64,6 +64,8 @@ def test_late_joiner_gets_a_keyframe_then_deltas(server):
     stream = server.add_figure("1", 160, 120)
     for img in frames[:30]:
         stream.publish(img)
+    # Publishing from this thread hands packets to the server's loop: let them go out.
+    wait_for(lambda: stream.stats()["frames"] == 30)
     before = stream.stats()["frames"]
     with Client(server.address, timeout=5) as late:
         first = late.next_frame(5)
