@@ -11,7 +11,6 @@ the handshake.
 import ipaddress
 import os
 import re
-import socket
 import tempfile
 from dataclasses import dataclass
 
@@ -153,10 +152,3 @@ def make_keys(directory, name="server"):
     os.chmod(secret, 0o600)
     return public, secret
 
-
-def free_host_for(address):
-    """The host a client should use to reach a tcp endpoint bound on a wildcard."""
-    host = tcp_host(address)
-    if host in ("*", "0.0.0.0", "::", ""):
-        return socket.gethostname()
-    return host

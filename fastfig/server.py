@@ -28,7 +28,7 @@ from zmq.auth.asyncio import AsyncioAuthenticator
 from . import protocol as P
 from . import security
 from .encoder import FrameEncoder, as_rgba
-from .packet import ALL_ENCODINGS, Encoding
+from .packet import ALL_ENCODINGS
 
 log = logging.getLogger("fastfig.server")
 
