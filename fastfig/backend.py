@@ -303,8 +303,11 @@ class FigureManagerFastfig(FigureManagerBase):
             if callable(rt.announce):
                 rt.announce(n, rt.server.address)
             else:
+                bridge = rt.ensure_bridge()
                 print(f"fastfig: serving {n} figure{'s' if n != 1 else ''} at "
-                      f"{rt.server.address} (Ctrl-C to stop)", flush=True)
+                      f"{rt.server.address} (Ctrl-C to stop); open them in a browser at:",
+                      flush=True)
+                print(bridge.url, flush=True)
         try:
             rt.run()
         except KeyboardInterrupt:

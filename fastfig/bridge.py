@@ -18,11 +18,13 @@ must be this server's own, which defeats both DNS rebinding and cross-site webso
 """
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import mimetypes
 import os
 import secrets
+import threading
 import time
 import urllib.parse
 
@@ -104,7 +106,7 @@ class Upstream:
         # Connection events say at once when the server went away or came back (a
         # restart at the same address), instead of after seconds of silence.
         self._monitor = self._dealer.get_monitor_socket(
-            zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
+            zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
         self._dealer.connect(address)
         self._welcomed = asyncio.Event()
         self._downloads = {}        # (figure id, format) -> futures, oldest first
@@ -114,7 +116,7 @@ class Upstream:
                        asyncio.ensure_future(self._keepalive()),
                        asyncio.ensure_future(self._watch_connection())]
         deadline = time.monotonic() + timeout
-        while not self._welcomed.is_set():
+        while not self._welcomed.is_set() and timeout:
             self._hello()
             try:
                 await asyncio.wait_for(self._welcomed.wait(), 0.05)
@@ -326,7 +328,7 @@ class Upstream:
                 raise
             except zmq.ZMQError:
                 return
-            if event["event"] == zmq.EVENT_CONNECTED:
+            if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self._hello()      # a new server answers with another id: a restart
             elif event["event"] == zmq.EVENT_DISCONNECTED and self.connected:
                 self.connected = False
@@ -344,11 +346,17 @@ class Upstream:
                     self._hello()
             else:
                 self.send(P.PING, t=time.time())
-            # A snapshot lost with a dead server is asked for again.
-            for feed in self.bridge.feeds.values():
-                if feed.viewers and feed.snapshot_pending and now - feed.asked_at > 1.0:
+            for feed in list(self.bridge.feeds.values()):
+                if not feed.viewers or now - feed.asked_at < 0.5:
+                    continue
+                if feed.snapshot_pending:
+                    # Lost with a dead server, or the figure did not exist yet: ask again.
                     feed.snapshot_pending = False
                     feed.pump()
+                elif feed.epoch is None:
+                    # "Nothing published yet" and its first keyframe may have gone out
+                    # before this bridge subscribed: ask until there is an image.
+                    feed.want_snapshot()
 
 
 def _topic_figure(topic):
@@ -370,7 +378,8 @@ class Bridge:
     asks the figure's owner (the fastfig backend saves with savefig in any format).
 
     ``await bridge.start()`` on a running loop (the server's own, in-process), or
-    ``Bridge.start_in(server_thread, ...)`` from synchronous code.
+    ``bridge.start_on(loop)`` from synchronous code, whichever thread runs the loop.
+    The port (and so ``url``) is known once ``bind()`` has run, which both do first.
     """
 
     def __init__(self, address, *, host="127.0.0.1", port=0, token=None,
@@ -397,39 +406,106 @@ class Bridge:
         self.upstream = None
         self._http = None
         self._loop = None
+        self._listening = None
+        self._start_task = None
+        self._thread = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    async def start(self, timeout=10.0):
+    def bind(self):
+        """Take the listening port now (the URL is known from here on); idempotent."""
+        if self._listening is None:
+            self._listening = tornado.netutil.bind_sockets(self.port, self.host)
+            self.port = self._listening[0].getsockname()[1]
+        return self
+
+    async def start(self, timeout=10.0, wait_for_server=True):
+        """Connect to the server and serve. wait_for_server: first wait up to timeout
+        seconds for the server to answer (TimeoutError otherwise); without it the page is
+        served at once and shows "waiting for the server" until it answers."""
         self._loop = asyncio.get_running_loop()
+        self.bind()
         self.upstream = Upstream(self, self.address, self.curve)
         try:
-            await self.upstream.start(timeout)
+            await self.upstream.start(timeout if wait_for_server else 0)
         except BaseException:
             self.upstream.close()
+            self.upstream = None
+            for sock in self._listening:
+                sock.close()
             raise
         app = tornado.web.Application(self._routes(), websocket_max_message_size=MAX_MESSAGE,
                                       websocket_ping_interval=10, websocket_ping_timeout=10,
                                       compress_response=False, xsrf_cookies=False)
-        sockets = tornado.netutil.bind_sockets(self.port, self.host)
-        self.port = sockets[0].getsockname()[1]
         self._http = tornado.httpserver.HTTPServer(app, max_body_size=MAX_MESSAGE)
-        self._http.add_sockets(sockets)
+        self._http.add_sockets(self._listening)
         log.info("viewer on %s", self.url)
+        return self
+
+    def start_on(self, loop, timeout=10.0):
+        """Start from synchronous code on loop: waits when the loop runs in another thread
+        or is not running (it is run until the bridge is up); when called on the loop's
+        own thread while it runs (Jupyter), the start is scheduled and this returns at
+        once with the port bound."""
+        self.bind()
+        try:
+            here = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            here = False
+        if here:
+            self._start_task = loop.create_task(self.start(timeout))
+        elif loop.is_running():
+            asyncio.run_coroutine_threadsafe(self.start(timeout), loop).result(timeout + 5)
+        else:
+            loop.run_until_complete(self.start(timeout))
+        return self
+
+    def start_thread(self, timeout=10.0, wait_for_server=True):
+        """Run the bridge on an event loop of its own in a daemon thread (how fastfig
+        runs it next to matplotlib: a long draw on the figures' loop then never stalls
+        the page, the websockets or the other figures). Returns once it serves."""
+        ready = concurrent.futures.Future()
+
+        def main():
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start(timeout, wait_for_server))
+            except BaseException as e:
+                ready.set_exception(e)
+                loop.close()
+                return
+            ready.set_result(None)
+            try:
+                loop.run_forever()
+            finally:
+                self._close_now()
+                tasks = asyncio.all_tasks(loop)
+                for t in tasks:
+                    t.cancel()
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+                loop.close()
+
+        self.bind()
+        self._thread = threading.Thread(target=main, name="fastfig-bridge", daemon=True)
+        self._thread.start()
+        ready.result(timeout + 5)
         return self
 
     @classmethod
     def start_in(cls, server_thread, *args, timeout=10.0, **kwargs):
-        """Start a bridge on a ServerThread's loop from synchronous code."""
-        bridge = cls(server_thread, *args, **kwargs)
-        asyncio.run_coroutine_threadsafe(bridge.start(timeout), server_thread.loop).result(
-            timeout + 5)
-        return bridge
+        """A bridge for a ServerThread, in a thread of its own."""
+        return cls(server_thread, *args, **kwargs).start_thread(timeout)
 
     def close(self):
         """Stop listening and close every websocket. Call on the bridge's loop, or from
         another thread (it is then run there)."""
-        if self._loop is not None and not self._in_loop():
+        if self._thread is not None:
+            if self._thread.is_alive() and self._loop.is_running():
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._thread.join(10)
+            return
+        if self._loop is not None and not self._in_loop() and self._loop.is_running():
             done = asyncio.run_coroutine_threadsafe(self._aclose(), self._loop)
             try:
                 done.result(10)

@@ -89,6 +89,10 @@ def cmd_serve(args):
     sys.argv = [args.script, *args.args]
     sys.path.insert(0, os.path.dirname(os.path.abspath(args.script)))
     print(f"fastfig: serving {args.script} on {server.address}", flush=True)
+    if args.viewer:
+        bridge = rt.ensure_bridge(port=args.port)
+        print("fastfig: open the viewer at this URL:", flush=True)
+        print(bridge.url, flush=True)
     try:
         runpy.run_path(args.script, run_name="__main__")
         plt.show(block=False)
@@ -99,6 +103,21 @@ def cmd_serve(args):
     finally:
         rt.close()
     return 0
+
+
+def cmd_demo(args):
+    from . import demo
+    return demo.main(args)
+
+
+def _size(text):
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 800x480, not {text!r}") from None
+    if not (50 <= w <= 8192 and 50 <= h <= 8192):
+        raise argparse.ArgumentTypeError("width and height must be 50..8192 pixels")
+    return w, h
 
 
 def build_parser():
@@ -119,8 +138,26 @@ def build_parser():
                    "port)")
     s.add_argument("--fps", type=float, default=None, help="target frame rate of every "
                    "figure (default: as fast as frontends take frames)")
+    s.add_argument("--port", type=int, default=0, help="port of the browser viewer on "
+                   "127.0.0.1 (default: a free one)")
+    s.add_argument("--no-viewer", dest="viewer", action="store_false", help="do not serve "
+                   "the browser viewer (ZeroMQ clients only)")
     _add_curve_server(s)
     s.set_defaults(func=cmd_serve)
+
+    d = sub.add_parser("demo", help="serve live demo figures to the browser",
+                       description="Serve three live matplotlib figures (a line animation "
+                       "with blitting, an image and scatter animation, an interactive "
+                       "figure with a slider and picking) and print the URL of the browser "
+                       "viewer, token included. Runs until Ctrl-C or SIGTERM.")
+    d.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free "
+                   "one)")
+    d.add_argument("--size", type=_size, default=(800, 480), metavar="WxH",
+                   help="size of each figure in pixels (default: 800x480)")
+    d.add_argument("--open", action="store_true", help="open the URL in a web browser")
+    d.add_argument("--token", default=None, help="the token the URL carries (default: a "
+                   "fresh random one; fix it to keep open pages working across restarts)")
+    d.set_defaults(func=cmd_demo)
 
     r = sub.add_parser("relay", help="fan a server out to more subscribers or machines",
                        description="Relay a fastfig server: frames through an XSUB/XPUB "

@@ -34,6 +34,7 @@ class Runtime:
         self.mode = None
         self.loop = None
         self.server = None
+        self.bridge = None          # the browser viewer (fastfig.bridge), once asked for
         self.thread_id = None
         self.canvases = []          # canvases being served, in the order they were shown
         self.announce = True        # print where to connect when show() blocks (or a
@@ -114,6 +115,19 @@ class Runtime:
         atexit.register(self.close)
         return server
 
+    def ensure_bridge(self, **options):
+        """The browser viewer for this runtime's server (started on first use; options as
+        fastfig.bridge.Bridge's). ``.url`` is the page to open. It runs in a thread of its
+        own and reaches the server over ZeroMQ, so drawing never stalls the page."""
+        if self.bridge is not None:
+            return self.bridge
+        from .bridge import Bridge
+        server = self.ensure_server()
+        # In a script the server's loop runs only while the script blocks (plt.show):
+        # the bridge serves the page at once and greets the server when it answers.
+        self.bridge = Bridge(server, **options).start_thread(wait_for_server=False)
+        return self.bridge
+
     # -- running -----------------------------------------------------------------------------
 
     def can_block(self):
@@ -161,6 +175,12 @@ class Runtime:
             self.stop()
 
     def close(self):
+        if self.bridge is not None:
+            bridge, self.bridge = self.bridge, None
+            try:
+                bridge.close()
+            except Exception:
+                pass
         if self.server is not None:
             server, self.server = self.server, None
             try:

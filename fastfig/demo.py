@@ -1,0 +1,165 @@
+"""``fastfig demo``: live matplotlib figures in the browser, from one command.
+
+Three figures, drawn by plain matplotlib code under the fastfig backend (nothing here knows
+about frames or packets):
+
+- a line animation with blitting (FuncAnimation, blit=True): the reference "line1"
+  figure of the benchmarks, four sine panels, one of them moving;
+- a heavier animation without blitting: an image with a colour bar and a 10,000-point
+  scatter, every frame a full redraw;
+- an interactive figure: a slider sets the frequency of a curve, clicking a point picks
+  it, keys are echoed; pan and zoom with the toolbar.
+
+``build_figures(width, height)`` makes them (the tests and the browser benchmark use it);
+``main(args)`` serves them with the viewer and blocks until Ctrl-C or SIGTERM.
+"""
+
+import numpy as np
+
+#: Frames per second the animations ask for; frontends that take fewer get fewer.
+ANIMATION_FPS = 60
+HEAVY_FPS = 15
+
+
+def line_animation(plt, width, height, dpi=100):
+    """line1: 2x2 sine panels, the first line moving, redrawn by blitting."""
+    from matplotlib.animation import FuncAnimation
+    fig, axes = plt.subplots(2, 2, figsize=(width / dpi, height / dpi), dpi=dpi,
+                             num="Line animation (blitting)")
+    x = np.linspace(0, 4 * np.pi, 1000)
+    lines = []
+    for ax in axes.flat:
+        (line,) = ax.plot(x, np.sin(x))
+        ax.grid(True)
+        ax.set_ylim(-1.2, 1.2)
+        lines.append(line)
+    moving = lines[0]
+
+    def step(i):
+        moving.set_ydata(np.sin(x + 0.1 * i))
+        return (moving,)
+
+    anim = FuncAnimation(fig, step, interval=1000 / ANIMATION_FPS, blit=True,
+                         cache_frame_data=False, save_count=0)
+    return fig, anim
+
+
+def heavy_animation(plt, width, height, dpi=100):
+    """heavy: a cycled 512x512 random field with a colour bar beside a jittered
+    10,000-point scatter; every frame is a full draw."""
+    from matplotlib.animation import FuncAnimation
+    rng = np.random.default_rng(1234)
+    fields = [rng.random((512, 512)) for _ in range(8)]
+    points = rng.random((10_000, 2))
+    jitter = rng.normal(scale=0.004, size=(16, 10_000, 2))
+    fig, (ax_img, ax_sc) = plt.subplots(1, 2, figsize=(width / dpi, height / dpi), dpi=dpi,
+                                        num="Image and scatter (full redraws)")
+    image = ax_img.imshow(fields[0], vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax_img)
+    scatter = ax_sc.scatter(points[:, 0], points[:, 1], s=4, c=points[:, 0] + points[:, 1])
+    ax_sc.set_xlim(-0.05, 1.05)
+    ax_sc.set_ylim(-0.05, 1.05)
+
+    def step(i):
+        image.set_data(fields[i % len(fields)])
+        scatter.set_offsets(points + jitter[i % len(jitter)])
+        return image, scatter
+
+    # Each frame is a full redraw of ~0.1 s on one core: ask for fewer, so that the
+    # figures sharing the loop keep their pace.
+    anim = FuncAnimation(fig, step, interval=1000 / HEAVY_FPS, blit=False,
+                         cache_frame_data=False, save_count=0)
+    return fig, anim
+
+
+def interactive_figure(plt, width, height, dpi=100):
+    """A slider for the frequency of a curve, pickable points, keys echoed in the title."""
+    from matplotlib.widgets import Slider
+    fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi,
+                     num="Interactive: slider, picking, keys")
+    ax = fig.add_axes((0.08, 0.25, 0.88, 0.65))
+    ax_slider = fig.add_axes((0.15, 0.08, 0.7, 0.05))
+    t = np.linspace(0, 2, 500)
+    (curve,) = ax.plot(t, np.sin(2 * np.pi * 1.0 * t), lw=2)
+    rng = np.random.default_rng(7)
+    px, py = rng.random(25) * 2, rng.random(25) * 2 - 1
+    points = ax.scatter(px, py, s=60, c="tab:gray", picker=True, pickradius=6, zorder=3)
+    ax.set_xlim(0, 2)
+    ax.set_ylim(-1.3, 1.3)
+    ax.grid(True)
+    title = ax.set_title("drag the slider, click a point, press a key")
+    slider = Slider(ax_slider, "frequency", 0.1, 5.0, valinit=1.0)
+    colors = np.array(["tab:gray"] * len(px), dtype=object)
+
+    def on_slider(value):
+        curve.set_ydata(np.sin(2 * np.pi * value * t))
+        fig.canvas.draw_idle()
+
+    def on_pick(event):
+        if event.artist is not points or not len(event.ind):
+            return
+        i = int(event.ind[0])
+        colors[:] = "tab:gray"
+        colors[i] = "tab:red"
+        points.set_color(list(colors))
+        title.set_text(f"picked point {i} at ({px[i]:.2f}, {py[i]:.2f})")
+        fig.canvas.draw_idle()
+
+    def on_key(event):
+        title.set_text(f"key pressed: {event.key}")
+        fig.canvas.draw_idle()
+
+    slider.on_changed(on_slider)
+    fig.canvas.mpl_connect("pick_event", on_pick)
+    fig.canvas.mpl_connect("key_press_event", on_key)
+    fig._fastfig_demo_keep = slider   # widgets must outlive this function
+    return fig, None
+
+
+DEMOS = (line_animation, heavy_animation, interactive_figure)
+
+
+def build_figures(plt, width=800, height=480):
+    """The demo figures as (figure, animation or None) pairs; keep the animations
+    referenced, or matplotlib stops them."""
+    return [make(plt, width, height) for make in DEMOS]
+
+
+def main(args):
+    """Serve the demo figures with the browser viewer until Ctrl-C or SIGTERM."""
+    import signal
+    import sys
+    import webbrowser
+
+    import matplotlib
+    matplotlib.use("fastfig")
+    import matplotlib.pyplot as plt
+
+    from . import runtime
+
+    rt = runtime.get()
+    rt.keep_serving = True
+    rt.announce = lambda count, address: None   # the URL below is what to open
+    rt.ensure_loop(mode="script")
+    rt.ensure_server()
+    bridge = rt.ensure_bridge(port=args.port, token=args.token)
+    figures = build_figures(plt, *args.size)
+    plt.show(block=False)
+    print(f"fastfig demo: {len(figures)} live figures. Open this URL in a browser "
+          "(Ctrl-C to stop):", flush=True)
+    print(bridge.url, flush=True)
+    if args.open:
+        webbrowser.open(bridge.url)
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        rt.run()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        plt.close("all")    # while the server still runs: frontends are told
+        rt.close()
+        sys.stdout.flush()
+    return 0
