@@ -107,6 +107,7 @@ class FigureCanvasFastfig(FigureCanvasAgg):
         self._stream = None
         self._frames = None
         self._state = {}
+        self._state_pending = {}
         self._pointer = mplevents.PointerState()
 
     # -- serving --------------------------------------------------------------------------
@@ -184,7 +185,17 @@ class FigureCanvasFastfig(FigureCanvasAgg):
             return
         self._state.update(changed)
         if self._stream is not None:
-            self._stream.set_state(**changed)
+            # One state message per loop iteration however many fields changed in it
+            # (a pointer move changes the message and the rubberband): fewer, fuller
+            # messages, and a burst of them is less likely to meet the PUB high-water mark.
+            if not self._state_pending:
+                runtime.get().loop.call_soon_threadsafe(self._flush_state)
+            self._state_pending.update(changed)
+
+    def _flush_state(self):
+        pending, self._state_pending = self._state_pending, {}
+        if pending and self._stream is not None:
+            self._stream.set_state(**pending)
 
     # -- drawing ----------------------------------------------------------------------------
 

@@ -52,6 +52,8 @@ class FrameLoop:
         self.frames = 0              # frames published
         self.renders = 0             # renders done for request_render
         self.dropped = 0             # changes merged into a later frame while waiting
+        self.render_seconds = 0.0    # time in render() (full draws asked by request_render)
+        self.publish_seconds = 0.0   # time in publish (damage, encoding, sending)
         self._render_wanted = False
         self._dirty = False
         self._boxes = []             # damage since the last frame; None: the whole image
@@ -134,7 +136,9 @@ class FrameLoop:
             if self._render_wanted:
                 self._render_wanted = False
                 self.renders += 1
+                t = time.perf_counter()
                 self._render()        # a full draw: marks the whole image damaged
+                self.render_seconds += time.perf_counter() - t
             if self._dirty:
                 self.publish_now()
         except Exception:
@@ -147,8 +151,10 @@ class FrameLoop:
         boxes, self._boxes, self._dirty = self._boxes, [], False
         if boxes is not None and not boxes:
             return None
+        t = time.perf_counter()
         image = self._image()
         frame = self.stream.publish(image, None if boxes is None else boxes)
+        self.publish_seconds += time.perf_counter() - t
         self._last_publish = time.monotonic()
         if frame is not None and not frame.empty:
             self.frames += 1
@@ -173,6 +179,12 @@ class FrameLoop:
                     cb()
                 except Exception:
                     log.exception("frame loop callback failed")
+
+    def stats(self):
+        """frames, renders, dropped, and mean milliseconds per render and per publish."""
+        return {"frames": self.frames, "renders": self.renders, "dropped": self.dropped,
+                "render_ms": 1000 * self.render_seconds / max(self.renders, 1),
+                "publish_ms": 1000 * self.publish_seconds / max(self.frames, 1)}
 
     def close(self):
         self._closed = True
