@@ -34,6 +34,10 @@ log = logging.getLogger("fastfig.server")
 
 #: Frames a subscriber may have queued at the server (XPUB SNDHWM) before it loses some.
 DEFAULT_HWM = 4
+#: State messages share the frames' high-water mark, so one can be lost in a burst; the
+#: whole state is published again this long after the last change, so every subscriber
+#: converges on it (a stale rubberband or status message would otherwise stay).
+STATE_REFRESH = 0.25
 #: A client not heard from for this long (it pings every second) is forgotten.
 CLIENT_TIMEOUT = 10.0
 #: Bound on remembered clients, so that a flood of identities cannot grow memory.
@@ -73,6 +77,7 @@ class FigureStream:
                                     **encoder_options)
         self.state = {"title": str(title)}
         self.closed = False
+        self._state_refresh = None
         self.frames_published = 0
         self.bytes_published = 0
         self.snapshots_sent = 0
@@ -190,6 +195,15 @@ class FigureStream:
             return
         self.state.update(fields)
         self.server._send_pub([self.topic, P.header(P.STATE, state=fields)])
+        if self._state_refresh is not None:
+            self._state_refresh.cancel()
+        self._state_refresh = asyncio.get_running_loop().call_later(
+            STATE_REFRESH, self._refresh_state)
+
+    def _refresh_state(self):
+        self._state_refresh = None
+        if not self.closed:
+            self.server._send_pub([self.topic, P.header(P.STATE, state=self.state)])
 
     def info(self):
         return {"id": self.id, "title": self.state.get("title", ""), "width": self.width,
@@ -467,6 +481,8 @@ class Server:
         if stream.closed:
             return
         stream.closed = True
+        if stream._state_refresh is not None:
+            stream._state_refresh.cancel()
         self._send_pub([stream.topic, P.header(P.CLOSE, figure=stream.id)])
         self.figures.pop(stream.id, None)
         stream.encoder = _ClosedEncoder(stream.encoder)   # frees the buffers

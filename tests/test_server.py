@@ -351,3 +351,31 @@ def test_curve(tmp_path):
             Client(address, curve=mallory, timeout=1)
         with pytest.raises(TimeoutError):
             Client(address, timeout=1)   # no encryption at all
+
+
+def test_whole_state_is_published_again_after_a_burst(server, ctx):
+    # State shares the frames' high-water mark, so a burst can lose a message: the server
+    # republishes the whole state once changes stop, and the last state message a
+    # subscriber sees carries every field.
+    stream = server.add_figure("1", 160, 120)
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, P.topic("1"))
+    sub.connect(server.pub_address)
+    time.sleep(0.2)
+    stream.set_state(title="burst")
+    for i in range(30):
+        stream.set_state(message=f"x={i}")
+    stream.set_state(rubberband=None)
+    states = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if not sub.poll(100):
+            if states and states[-1] == {"title": "burst", "message": "x=29", "rubberband": None}:
+                break
+            continue
+        parts = sub.recv_multipart()
+        msg = json.loads(parts[1])
+        if msg["type"] == "state":
+            states.append(msg["state"])
+    assert states[-1] == {"title": "burst", "message": "x=29", "rubberband": None}
