@@ -21,7 +21,7 @@ ANIMATION_FPS = 60
 HEAVY_FPS = 15
 
 
-def line_animation(plt, width, height, dpi=100):
+def line_animation(plt, width, height, dpi=100, interval_ms=1000 / ANIMATION_FPS):
     """line1: 2x2 sine panels, the first line moving, redrawn by blitting."""
     from matplotlib.animation import FuncAnimation
     fig, axes = plt.subplots(2, 2, figsize=(width / dpi, height / dpi), dpi=dpi,
@@ -39,14 +39,14 @@ def line_animation(plt, width, height, dpi=100):
         moving.set_ydata(np.sin(x + 0.1 * i))
         return (moving,)
 
-    anim = FuncAnimation(fig, step, interval=1000 / ANIMATION_FPS, blit=True,
+    anim = FuncAnimation(fig, step, interval=interval_ms, blit=True,
                          cache_frame_data=False, save_count=0)
     return fig, anim
 
 
-def heavy_animation(plt, width, height, dpi=100):
+def heavy_animation(plt, width, height, dpi=100, interval_ms=1000 / HEAVY_FPS, blit=False):
     """heavy: a cycled 512x512 random field with a colour bar beside a jittered
-    10,000-point scatter; every frame is a full draw."""
+    10,000-point scatter; every frame is a full draw (unless blit)."""
     from matplotlib.animation import FuncAnimation
     rng = np.random.default_rng(1234)
     fields = [rng.random((512, 512)) for _ in range(8)]
@@ -67,7 +67,7 @@ def heavy_animation(plt, width, height, dpi=100):
 
     # Each frame is a full redraw of ~0.1 s on one core: ask for fewer, so that the
     # figures sharing the loop keep their pace.
-    anim = FuncAnimation(fig, step, interval=1000 / HEAVY_FPS, blit=False,
+    anim = FuncAnimation(fig, step, interval=interval_ms, blit=blit,
                          cache_frame_data=False, save_count=0)
     return fig, anim
 

@@ -68,12 +68,17 @@ def transparent_figure(width, height):
     return np.asarray(canvas.buffer_rgba())
 
 
-def test_canvas_pixels_equal_the_server_image(served, page):
+@pytest.mark.parametrize("png_decoder", ["ImageDecoder", "createImageBitmap"])
+def test_canvas_pixels_equal_the_server_image(served, page, png_decoder):
     """Opaque figures (matplotlib's default white facecolor) must come out of the canvas
-    exactly as the server holds them, for every encoding. The canvas stores premultiplied
-    alpha, so a half-transparent pixel cannot round-trip exactly: for the transparent
-    figure the alpha channel must match everywhere and the colour wherever alpha is 255."""
+    exactly as the server holds them, for every encoding and both PNG decoders (WebCodecs'
+    ImageDecoder, and createImageBitmap where it is missing). The canvas stores
+    premultiplied alpha, so a half-transparent pixel cannot round-trip exactly: for the
+    transparent figure the alpha channel must match everywhere and the colour wherever
+    alpha is 255."""
     server, bridge = served
+    if png_decoder == "createImageBitmap":
+        page.add_init_script("delete window.ImageDecoder;")
     figures = {}
     used = set()
     rendered = {name: make(name, "640x480").frames(3) for name in ("line1", "heavy")}
@@ -96,6 +101,7 @@ def test_canvas_pixels_equal_the_server_image(served, page):
     assert used == set(Encoding), f"the figures exercise only {used}"
 
     page.goto(bridge.url)
+    assert page.evaluate("window.fastfig.pngDecoder") == png_decoder
     for fid, stream in figures.items():
         wait_viewer(page, fid, f"v.image.seq === {stream.seq}")
     assert page.evaluate("window.devicePixelRatio") == 1

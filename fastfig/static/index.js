@@ -2,6 +2,7 @@
 // and go); "/figure/<id>" shows one figure filling the window.
 
 import { FigureViewer } from "./viewer.js";
+import { PNG_DECODER } from "./packet.js";
 
 const params = new URLSearchParams(location.search);
 const token = params.get("token") || "";
@@ -13,7 +14,7 @@ const status = document.getElementById("ff-page-status");
 const q = (path) => (token ? `${path}?token=${encodeURIComponent(token)}` : path);
 
 // Tests and benchmarks look here.
-window.fastfig = { viewers: new Map(), token };
+window.fastfig = { viewers: new Map(), token, pngDecoder: PNG_DECODER };
 
 document.getElementById("ff-home").href = q("/");
 

@@ -140,6 +140,35 @@ export function decodeRLE(words, out) {
   if (o !== total) throw new FrameError(`RLE codes ${o} pixels, not ${total}`);
 }
 
+// WebCodecs' ImageDecoder (secure contexts, and http://127.0.0.1 is one) decodes straight
+// to RGBA bytes at a fraction of createImageBitmap's cost per call, which dominates for
+// the small rectangles of a delta (measured in headless Chromium: 3.7 ms instead of
+// 10-15 ms for a frame of eight line-plot rectangles). createImageBitmap is the fallback.
+const IMAGE_DECODER = typeof ImageDecoder === "function" && globalThis.isSecureContext !== false;
+/** Which PNG decoder this page uses. */
+export const PNG_DECODER = IMAGE_DECODER ? "ImageDecoder" : "createImageBitmap";
+
+async function decodePngToImageData(bytes, w, h) {
+  const decoder = new ImageDecoder({ data: bytes, type: "image/png", premultiplyAlpha: "none",
+                                     colorSpaceConversion: "none" });
+  let frame = null;
+  try {
+    frame = (await decoder.decode()).image;
+    if (frame.displayWidth !== w || frame.displayHeight !== h) {
+      throw new FrameError("PNG of another size than its rectangle");
+    }
+    const image = new ImageData(w, h);
+    await frame.copyTo(image.data, { format: "RGBA", rect: { x: 0, y: 0, width: w, height: h } });
+    return image;
+  } catch (e) {
+    if (e instanceof FrameError) throw e;
+    throw new FrameError(`PNG does not decode: ${e.message || e}`);
+  } finally {
+    if (frame) frame.close();
+    decoder.close();
+  }
+}
+
 async function decodePng(bytes) {
   const blob = new Blob([bytes], { type: "image/png" });
   if (typeof createImageBitmap === "function") {
@@ -198,6 +227,12 @@ export async function decodeFrame(frame) {
         return { x, y, w, h, image };
       }
       default: {
+        if (IMAGE_DECODER) {
+          const op = { x, y, w, h, image: null };
+          pending.push(decodePngToImageData(new Uint8Array(buffer, r.offset, r.length), w, h)
+            .then((image) => { op.image = image; }));
+          return op;
+        }
         const op = { x, y, w, h, bitmap: null };
         pending.push(decodePng(new Uint8Array(buffer, r.offset, r.length)).then((b) => {
           if (b.width !== w || b.height !== h) throw new FrameError("PNG of another size than its rectangle");
