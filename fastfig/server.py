@@ -80,6 +80,7 @@ class FigureStream:
         self._state_refresh = None
         self.frames_published = 0
         self.bytes_published = 0
+        self.encode_ms = None
         self.snapshots_sent = 0
         self.snapshot_encodes = 0
         self.events_received = 0
@@ -133,14 +134,14 @@ class FigureStream:
             raise RuntimeError(f"figure {self.id!r} is closed")
         if self.server._in_loop():
             with self._lock:
-                frame = encode()
+                frame = self._timed(encode)
             if not frame.empty:
                 self._send_frame(frame.seq, bytes(frame))
             return frame
         # Another thread: encode here (the loop stays free), send on the loop thread
         # (sockets are not thread-safe). The semaphore bounds packets waiting to be sent.
         with self._lock:
-            frame = encode()
+            frame = self._timed(encode)
         if frame.empty:
             return frame
         packet = bytes(frame)
@@ -150,6 +151,14 @@ class FigureStream:
         except RuntimeError:
             self._pending.release()
             raise
+        return frame
+
+    def _timed(self, encode):
+        # The viewer's stats panel shows the encode time (a moving average, ms).
+        start = time.perf_counter()
+        frame = encode()
+        ms = (time.perf_counter() - start) * 1000
+        self.encode_ms = ms if self.encode_ms is None else 0.8 * self.encode_ms + 0.2 * ms
         return frame
 
     def _send_pending(self, seq, packet):
@@ -278,7 +287,7 @@ class FigureStream:
         return {"frames": self.frames_published, "bytes": self.bytes_published,
                 "snapshots": self.snapshots_sent, "snapshot_encodes": self.snapshot_encodes,
                 "events": self.events_received, "seq": self.seq, "epoch": self.epoch,
-                "in_flight": self.in_flight()}
+                "in_flight": self.in_flight(), "encode_ms": self.encode_ms}
 
     def close(self):
         """Tell subscribers the figure is gone and forget it."""
