@@ -206,8 +206,9 @@ class FigureStream:
         self.server._send_pub([self.topic, P.header(P.STATE, state=fields)])
         if self._state_refresh is not None:
             self._state_refresh.cancel()
-        self._state_refresh = asyncio.get_running_loop().call_later(
-            STATE_REFRESH, self._refresh_state)
+        # The server's loop, which need not be running yet (a script's figures are
+        # served before plt.show() runs the loop).
+        self._state_refresh = self.server._loop.call_later(STATE_REFRESH, self._refresh_state)
 
     def _refresh_state(self):
         self._state_refresh = None
