@@ -1,0 +1,148 @@
+"""Generate the golden frame packets in tests/fixtures/. Regenerate with
+
+    python tests/make_fixtures.py
+
+from the repository root, and only when the wire format changes on purpose (then
+PROTOCOL.md's version changes with it): tests/test_fixtures.py fails whenever the encoder
+stops producing these exact bytes.
+
+The stream is one FrameEncoder fed small synthetic images (37x23, then 29x31), chosen so
+that its packets exercise every encoding: a PNG keyframe, then deltas carried by FILL, RLE,
+PNG and RAW, transparent pixels (alpha 0 with arbitrary colour, and partial alpha), two
+rectangles in one frame, an unchanged frame, a size change (keyframe, new epoch), a delta
+after it and a snapshot. For each packet NAME there is NAME.bin (the packet) and NAME.npy
+(the image after it, which is also the encoder's input). manifest.json lists them in stream
+order with the encodings each uses and the deflate library that made the PNG payloads.
+
+Images are arithmetic patterns, not random draws, so they do not depend on numpy's
+generators; the test re-encodes from the committed .npy files anyway.
+"""
+
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+FIXTURES = pathlib.Path(__file__).with_name("fixtures")
+
+#: Every frame's timestamp, in place of the clock (fastfig.encoder._now_us).
+TIMESTAMP_US = 1_700_000_000_123_456
+
+#: FrameEncoder settings of the stream, all spelled out so that retuning the defaults
+#: does not change the fixtures (only the format and the encoder's logic should).
+SETTINGS = {"cell": 8, "rect_cost": 64, "level": 1, "png_filter": "adaptive",
+            "keyframe_interval": 0, "epoch": 41}
+
+WIDTH, HEIGHT = 37, 23
+
+
+def pattern(w, h, a, b):
+    """A deterministic image with plenty of variation (PNG compresses it, RLE cannot)."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.int64)
+    img = np.stack([x * a + y, y * b + 3 * x, (x * y) // 3 + a, 200 + (x + 2 * y) % 56], axis=-1)
+    return (img % 256).astype(np.uint8)
+
+
+def noise(w, h, seed):
+    """Hash-like bytes that neither RLE nor deflate can shrink."""
+    i = np.arange(w * h * 4, dtype=np.uint64) + np.uint64(seed * 1_000_003)
+    v = (i * np.uint64(2654435761)) ^ (i >> np.uint64(3)) * np.uint64(40503)
+    v ^= v >> np.uint64(13)
+    return ((v * np.uint64(97)) >> np.uint64(7)).astype(np.uint8).reshape(h, w, 4)
+
+
+def images():
+    """(name, encodings the packet must use, image) of each encoded frame, in order."""
+    img = pattern(WIDTH, HEIGHT, 5, 7)
+    img[15:, 25:] = noise(12, 8, 1)
+    img[15:, 25:, 3] = 0                      # fully transparent, colours kept
+    img[0:3, :, 3] = (np.arange(WIDTH) * 7 % 256).astype(np.uint8)    # partial alpha
+    yield "00_keyframe", {"png"}, img
+
+    img = img.copy()
+    img[2:8, 3:13] = (250, 128, 0, 255)
+    yield "01_fill", {"fill"}, img
+
+    img = img.copy()
+    img[12:20, 2:32] = (0, 0, 0, 0)
+    img[12:20:2, 2:32] = (30, 60, 90, 200)
+    img[13, 10:12] = (1, 2, 3, 4)
+    yield "02_rle", {"rle"}, img
+
+    img = img.copy()
+    img[3:23, 10:34] = pattern(24, 20, 9, 4)
+    yield "03_png", {"png"}, img
+
+    img = img.copy()
+    img[0:5, 30:36] = noise(6, 5, 2)
+    yield "04_raw", {"raw"}, img
+
+    img = img.copy()
+    img[0:4, 0:4] = (255, 255, 255, 0)       # same colour, now transparent
+    img[20:23, 30:37, 3] = np.array([0, 1, 64, 128, 200, 254, 255], np.uint8)
+    yield "05_transparent_two_rects", {"fill", "raw"}, img
+
+    yield "06_unchanged", set(), img.copy()
+
+    img = pattern(29, 31, 3, 11)
+    img[::3, ::2, 3] = 0
+    yield "07_resize_keyframe", {"png"}, img
+
+    img = img.copy()
+    img[10:14, 5:25] = (9, 8, 7, 6)
+    img[30, 0] = (1, 1, 1, 1)
+    yield "08_delta_after_resize", {"fill"}, img
+
+
+def encode_stream(frames):
+    """The packets of the fixture stream for frames, a list of (name, image) in order,
+    then its snapshot: a list of (name, Frame). The caller makes the clock fixed."""
+    from fastfig import FrameEncoder
+
+    first = frames[0][1]
+    enc = FrameEncoder(first.shape[1], first.shape[0], **SETTINGS)
+    out = [(name, enc.encode(img)) for name, img in frames]
+    out.append(("09_snapshot", enc.snapshot()))
+    return out
+
+
+def main():
+    from fastfig import deflate, encoder
+
+    encoder._now_us = lambda: TIMESTAMP_US
+    FIXTURES.mkdir(exist_ok=True)
+    for old in [*FIXTURES.glob("*.bin"), *FIXTURES.glob("*.npy")]:
+        old.unlink()
+    frames = list(images())
+    expected = {name: set(encs) for name, encs, _ in frames}
+    packets = encode_stream([(name, img) for name, _, img in frames])
+    last = frames[-1][2]
+    manifest = {"deflate": {"backend": deflate.BACKEND, "version": _deflate_version()},
+                "timestamp_us": TIMESTAMP_US, "settings": SETTINGS, "packets": []}
+    for (name, frame), img in zip(packets, [img for _, _, img in frames] + [last]):
+        encodings = set(frame.encodings())
+        if name in expected and encodings != expected[name]:
+            sys.exit(f"{name}: the encoder chose {sorted(encodings)}, the fixture is meant "
+                     f"to exercise {sorted(expected[name])}; adjust its image")
+        (FIXTURES / f"{name}.bin").write_bytes(bytes(frame))
+        np.save(FIXTURES / f"{name}.npy", np.ascontiguousarray(img))
+        manifest["packets"].append({"name": name, "keyframe": frame.keyframe,
+                                    "encodings": frame.encodings()})
+    (FIXTURES / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    total = sum(p.stat().st_size for p in FIXTURES.iterdir())
+    print(f"wrote {len(packets)} packets to {FIXTURES} ({total} bytes in all)")
+
+
+def _deflate_version():
+    from fastfig import deflate
+
+    if deflate.BACKEND == "isal":
+        import isal
+        return isal.__version__
+    import zlib
+    return zlib.ZLIB_RUNTIME_VERSION
+
+
+if __name__ == "__main__":
+    main()
