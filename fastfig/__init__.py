@@ -4,7 +4,7 @@ frame rates.
 The frame codec: FrameEncoder turns successive RGBA buffers into keyframes and deltas,
 FrameDecoder rebuilds the image from their packets (PROTOCOL.md).
 The transport: Server publishes figures' frames over ZeroMQ, Client subscribes to one,
-Relay fans a server out (PROTOCOL-transport.md).
+Relay fans a server out (PROTOCOL.md section 2).
 """
 
 from .client import Client, ClientFrame

@@ -1,9 +1,9 @@
-"""The websocket bridge: the browser's way into a fastfig server (PROTOCOL-browser.md).
+"""The websocket bridge: the browser's way into a fastfig server (PROTOCOL.md section 3).
 
 A tornado application on the asyncio loop it is started on. It serves the viewer page and
 its JavaScript modules and, per figure, a binary websocket: frame packets go to the
 browser unchanged (one websocket message per frame), acknowledgements and input events
-come back. Towards the server the bridge is an ordinary ZeroMQ client (PROTOCOL-transport.md)
+come back. Towards the server the bridge is an ordinary ZeroMQ client (PROTOCOL.md section 2)
 connected to its control endpoint, whether the server runs in the same process (``fastfig
 demo``, ``fastfig serve``, plt.show() under the fastfig backend: same loop, loopback or ipc
 sockets) or in another one: one code path, and a bridge can front any server.

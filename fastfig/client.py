@@ -33,7 +33,7 @@ MAX_BACKLOG = 16
 
 
 class ServerError(RuntimeError):
-    """The server answered with an error (``code`` as in PROTOCOL-transport.md)."""
+    """The server answered with an error (``code`` as in PROTOCOL.md section 2)."""
 
     def __init__(self, message, code=None):
         super().__init__(message)
@@ -515,7 +515,7 @@ class Client:
         return list(self._figures)
 
     def send_event(self, type, **fields):
-        """Send an input event to the figure (PROTOCOL-transport.md, "Input events"), e.g.
+        """Send an input event to the figure (PROTOCOL.md section 2, "Input events"), e.g.
         send_event("button_press", x=10, y=20, button=1). Validated here first."""
         event = P.check_event({"type": type, **fields})
         return self._send(P.EVENT, figure=self.figure, event=event)

@@ -1,4 +1,4 @@
-"""Per-tab flow control for the websocket bridge (PROTOCOL-browser.md, "Flow control").
+"""Per-tab flow control for the websocket bridge (PROTOCOL.md section 3, "Flow control").
 
 A FigureFeed is one figure as the bridge receives it from the server: the last few frame
 packets (a ring), the last snapshot, the figure's state. A ViewerQueue is one browser tab

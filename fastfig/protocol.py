@@ -1,4 +1,4 @@
-"""The transport protocol (PROTOCOL-transport.md): topics, message types, constants, and
+"""The transport protocol (PROTOCOL.md section 2): topics, message types, constants, and
 the strict validation every incoming message goes through. Shared by the server, the
 client and the relay so that all three agree on one definition of a valid message.
 

@@ -1,6 +1,6 @@
 """The frame server: figures in, frame packets out to every frontend over ZeroMQ.
 
-Two sockets (PROTOCOL-transport.md): an XPUB that publishes each figure's frames and state
+Two sockets (PROTOCOL.md section 2): an XPUB that publishes each figure's frames and state
 under its topic, and a ROUTER that answers requests (hello, figure list, snapshot, ack,
 event, ping). Each frame is encoded once and the same packet goes to every subscriber.
 The XPUB never blocks: a subscriber whose queue is full (a few frames) loses frames, sees
@@ -508,6 +508,8 @@ class Server:
     # -- sockets ---------------------------------------------------------------------------
 
     def _send_pub(self, parts):
+        if self._closed:
+            return   # figures closed after the server (e.g. by matplotlib at exit)
         last = parts[-1]
         try:
             self._pub.send_multipart(parts, zmq.NOBLOCK, copy=len(last) < ZERO_COPY_MIN)
@@ -662,6 +664,8 @@ class Server:
         return threading.get_ident() == self._loop_thread
 
     def _run_soon(self, fn, *args):
+        if self._closed:
+            return   # after close the loop may be gone; there is nobody to send to
         if self._in_loop():
             fn(*args)
         else:

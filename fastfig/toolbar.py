@@ -2,7 +2,7 @@
 feedback sent to frontends as figure state instead of drawn in a window, and downloads
 in every format savefig writes.
 
-State fields (PROTOCOL-transport.md): ``message`` (the coordinates under the pointer),
+State fields (PROTOCOL.md section 2): ``message`` (the coordinates under the pointer),
 ``cursor`` (a CSS cursor name), ``rubberband`` ([x0, y0, x1, y1] in CSS pixels from the
 top left, or None), ``navigate_mode`` ("PAN", "ZOOM" or None) and ``history``
 ({"back": bool, "forward": bool}).

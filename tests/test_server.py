@@ -379,3 +379,13 @@ def test_whole_state_is_published_again_after_a_burst(server, ctx):
         if msg["type"] == "state":
             states.append(msg["state"])
     assert states[-1] == {"title": "burst", "message": "x=29", "rubberband": None}
+
+
+def test_closing_a_figure_after_the_server_is_quiet():
+    # matplotlib closes its figures at interpreter exit, after fastfig's server is gone.
+    srv = Server.run_in_thread("tcp")
+    stream = srv.add_figure("1", 16, 16)
+    stream.publish(make_frame(0, 16, 16))
+    srv.close()
+    stream.close()
+    stream.set_state(title="late")

@@ -1,5 +1,5 @@
 // Browser input -> fastfig input events (the vocabulary of fastfig/protocol.py and
-// PROTOCOL-transport.md): pointer positions in figure pixels from the top left, matplotlib
+// PROTOCOL.md section 2): pointer positions in figure pixels from the top left, matplotlib
 // button numbers and key names, and every modifier held.
 
 const NAMED_KEYS = {

@@ -1,5 +1,5 @@
 // One live figure in the page: its websocket, its canvas, its toolbar and its input.
-// PROTOCOL-browser.md describes what goes over the websocket; packet.js does the pixels.
+// PROTOCOL.md section 3 describes what goes over the websocket; packet.js does the pixels.
 
 import { parsePacket, decodeFrame, FrameCanvas, FrameGap } from "./packet.js";
 import { bindInput } from "./events.js";
