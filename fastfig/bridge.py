@@ -239,9 +239,7 @@ class Upstream:
         pub = msg.get("pub")
         if not isinstance(pub, str):
             return
-        host = security.tcp_host(pub)
-        if host in ("*", "0.0.0.0", "::", ""):
-            pub = f"tcp://{security.tcp_host(self.address)}:{pub.rsplit(':', 1)[1]}"
+        pub = security.reachable_endpoint(pub, self.address)
         restarted = self.server_id is not None and msg.get("server_id") != self.server_id
         self.server_id = msg.get("server_id")
         self.connected = True

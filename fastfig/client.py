@@ -196,18 +196,6 @@ class Client:
         self._poller.register(self._dealer, zmq.POLLIN)
         self._poller.register(sub, zmq.POLLIN)
 
-    def _pub_endpoint(self, advertised):
-        # A server bound on a wildcard advertises "tcp://0.0.0.0:port": reach it through
-        # the host this client already used for the control endpoint.
-        host = security.tcp_host(advertised)
-        if host in ("*", "0.0.0.0", "::", ""):
-            port = advertised.rsplit(":", 1)[1]
-            ours = security.tcp_host(self.address)
-            if ours and ":" in ours:
-                ours = f"[{ours}]"
-            return f"tcp://{ours}:{port}"
-        return advertised
-
     def _send(self, type_, **fields):
         try:
             self._dealer.send_multipart([b"", P.header(type_, **fields)], zmq.NOBLOCK)
@@ -267,7 +255,7 @@ class Client:
         new_server = msg.get("server_id") != self.server_id
         self.server_id = msg.get("server_id")
         self._set_figures(msg.get("figures"))
-        pub = self._pub_endpoint(pub)
+        pub = security.reachable_endpoint(pub, self.address)
         if pub != self.pub_address:
             self.pub_address = pub
             if self.figure is not None:

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from . import _encode, png
+from . import _encode, deflate, png
 from .packet import ALL_ENCODINGS, MAX_SIDE, Encoding, Frame, Rect
 
 #: Rectangles smaller than this are not worth a PNG's ~60 bytes of framing and the cost
@@ -21,6 +21,14 @@ PNG_MIN_PIXELS = 256
 #: At 0.10 a 1080p line-plot keyframe went RLE at 3.4x the bytes of its PNG; at 0.03 RLE
 #: keeps the flat rectangles (backgrounds, bars) and the attempt is given up early elsewhere.
 RLE_MAX_RATIO = 0.03
+
+
+#: Rectangles this big are probed before a PNG is made: four bands of rows (1/8 of the
+#: rectangle) are deflated, and when they already exceed png_max_ratio (with this margin)
+#: the PNG is not attempted. Images and noise that end up RAW then cost a copy, not a
+#: full deflate thrown away.
+PNG_PROBE_PIXELS = 65536
+PNG_PROBE_MARGIN = 1.15
 
 
 def as_rgba(rgba, width=None, height=None):
@@ -60,12 +68,16 @@ class FrameEncoder:
     cell: side of the damage cells in pixels; rect_cost: the per-rectangle cost, in
     pixels, of the damage merge; level: deflate level; png_filter: "none", "up", "sub" or
     "adaptive" (with isal's fast deflate, unfiltered rows of plots came out both smaller
-    and faster than filtered ones on every reference scenario); keyframe_interval: also send a keyframe every N frames (0: only on
+    and faster than filtered ones on every reference scenario); png_max_ratio: a PNG is
+    sent only when it is at most this fraction of the raw size, RAW otherwise (1.0 sends
+    the fewest bytes; where bytes are cheap, as on loopback, 0.5 spares a browser the
+    PNG decode of content that barely compresses, ~10x the cost of raw pixels); keyframe_interval: also send a keyframe every N frames (0: only on
     the first frame, a size change or keyframe()).
     """
 
     def __init__(self, width, height, encoding="auto", *, accept=None, cell=64,
-                 rect_cost=4096, level=1, png_filter="none", keyframe_interval=0,
+                 rect_cost=4096, level=1, png_filter="none", png_max_ratio=1.0,
+                 rle_max_ratio=None, keyframe_interval=0,
                  epoch=0):
         _check_size(width, height)
         self.accept = frozenset(ALL_ENCODINGS if accept is None
@@ -88,6 +100,14 @@ class FrameEncoder:
         self.rect_cost = int(rect_cost)
         self.level = int(level)
         self.png_filter = png_filter
+        if not 0 < png_max_ratio <= 1:
+            raise ValueError("png_max_ratio must be in (0, 1]")
+        self.png_max_ratio = float(png_max_ratio)
+        if rle_max_ratio is None:
+            rle_max_ratio = RLE_MAX_RATIO
+        if not 0 <= rle_max_ratio <= 1:
+            raise ValueError("rle_max_ratio must be in [0, 1]")
+        self.rle_max_ratio = float(rle_max_ratio)
         self.keyframe_interval = int(keyframe_interval)
         self.epoch = int(epoch) & 0xFFFFFFFF
         self.seq = 0
@@ -200,22 +220,35 @@ class FrameEncoder:
         rle = None
         if Encoding.RLE in accept:
             # Given up as soon as it grows past what would make it worth taking.
-            budget = int(raw_size * RLE_MAX_RATIO) if use_png else raw_size
+            budget = int(raw_size * self.rle_max_ratio) if use_png else raw_size
             n = _encode.rle_encode(img, x, y, w, h, self._scratch[:budget])
             if n >= 0:
                 rle = self._scratch[:n].tobytes()
                 if use_png or Encoding.RAW not in accept or n < raw_size:
                     return Rect(x, y, w, h, Encoding.RLE, rle)
+        if use_png and Encoding.RAW in accept and w * h >= PNG_PROBE_PIXELS and h >= 64:
+            use_png = not self._png_hopeless(img, x, y, w, h)
         if use_png:
             data = png.encode(img, x, y, w, h, self._scratch, level=self.level,
                               filter=self.png_filter)
-            if len(data) < raw_size or Encoding.RAW not in accept:
+            if len(data) < raw_size * self.png_max_ratio or Encoding.RAW not in accept:
                 return Rect(x, y, w, h, Encoding.PNG, data)
         if Encoding.RAW in accept:
             return Rect(x, y, w, h, Encoding.RAW, img[y:y + h, x:x + w].tobytes())
         if rle is None:  # only RLE (and FILL) accepted and RLE did not fit the budget
             return Rect(x, y, w, h, Encoding.RLE, self._encode_as(Encoding.RLE, img, x, y, w, h))
         return Rect(x, y, w, h, Encoding.RLE, rle)
+
+    def _png_hopeless(self, img, x, y, w, h):
+        """True when a sample of the rectangle says its PNG would not be worth sending."""
+        band = h // 32
+        sampled = packed = 0
+        for k in range(4):
+            n = _encode.png_filter(img, x, y + (h - band) * k // 3, w, band,
+                                   png.FILTERS[self.png_filter], self._scratch)
+            packed += len(deflate.compress(self._scratch[:n], self.level))
+            sampled += n
+        return packed > sampled * self.png_max_ratio * PNG_PROBE_MARGIN
 
     def _encode_as(self, enc, img, x, y, w, h):
         if enc == Encoding.PNG:

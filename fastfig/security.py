@@ -48,6 +48,19 @@ def tcp_host(address):
     return m.group(1).strip("[]")
 
 
+def reachable_endpoint(advertised, control_address):
+    """The frame endpoint a client connects to, from the one a welcome advertises: a server
+    bound on a wildcard ("tcp://0.0.0.0:port") is reached through the host the client
+    already used for the control endpoint."""
+    if tcp_host(advertised) not in ("*", "0.0.0.0", "::", ""):
+        return advertised
+    port = advertised.rsplit(":", 1)[1]
+    host = tcp_host(control_address)
+    if host and ":" in host:
+        host = f"[{host}]"
+    return f"tcp://{host}:{port}"
+
+
 def is_loopback(address):
     """True for ipc://, inproc:// and tcp:// endpoints on a loopback address."""
     if address.startswith(("ipc://", "inproc://")):

@@ -483,3 +483,59 @@ def test_now_us_is_the_timestamp(monkeypatch):
     dec = FrameDecoder()
     dec.decode(bytes(frames[0]))
     assert dec.timestamp_us == 123456789
+
+
+def test_png_max_ratio_sends_poorly_compressing_rectangles_raw():
+    # A gradient PNG-compresses well; blurred noise only to about half: with
+    # png_max_ratio=0.25 the first stays PNG and the second goes RAW, and both decode.
+    gradient = make_pixels("gradient", 40, 40, 3)
+    assert encode_change(gradient, w=64).encodings() == {"png": 1}
+    rng = np.random.default_rng(5)
+    half = (rng.integers(0, 16, (300, 300, 4)) * 8).astype(np.uint8)
+    half[..., 3] = 255
+
+    def change(**options):
+        enc = FrameEncoder(320, 320, **options)
+        dec = FrameDecoder()
+        base = np.zeros((320, 320, 4), np.uint8)
+        dec.decode(bytes(enc.encode(base)))
+        img = base.copy()
+        img[10:310, 10:310] = half
+        frame = enc.encode(img)
+        assert dec.decode(bytes(frame)).tobytes() == img.tobytes()
+        return frame
+
+    assert change().encodings() == {"png": 1}
+    frame = change(png_max_ratio=0.25)
+    assert frame.encodings() == {"raw": 1}
+
+
+def test_png_probe_skips_the_deflate_of_rectangles_that_go_raw(monkeypatch):
+    # Noise of 300x300 pixels is above PNG_PROBE_PIXELS: the probe deflates a sample and
+    # the full PNG is never made.
+    from fastfig import png as png_module
+    calls = []
+    real = png_module.encode
+    monkeypatch.setattr(png_module, "encode", lambda *a, **k: calls.append(1) or real(*a, **k))
+    noise = make_pixels("noise", 300, 300, 9)
+    enc = FrameEncoder(300, 300, png_max_ratio=0.5)
+    frame = enc.encode(noise)
+    assert frame.encodings() == {"raw": 1}
+    assert calls == []
+    assert FrameDecoder().decode(bytes(frame)).tobytes() == noise.tobytes()
+
+
+def test_rle_max_ratio_prefers_rle_to_png():
+    # Runs of 1..6 pixels: RLE is well over 3 % of raw (PNG wins by default) but under
+    # half of it.
+    runs = make_pixels("runs", 60, 40, 2)
+    assert encode_change(runs, w=80, h=64).encodings() == {"png": 1}
+    enc = FrameEncoder(80, 64, rle_max_ratio=0.5)
+    dec = FrameDecoder()
+    base = np.zeros((64, 80, 4), np.uint8)
+    dec.decode(bytes(enc.encode(base)))
+    img = base.copy()
+    img[8:48, 8:68] = runs
+    frame = enc.encode(img)
+    assert frame.encodings() == {"rle": 1}
+    assert dec.decode(bytes(frame)).tobytes() == img.tobytes()

@@ -389,3 +389,16 @@ def test_closing_a_figure_after_the_server_is_quiet():
     srv.close()
     stream.close()
     stream.set_state(title="late")
+
+
+def test_local_servers_trade_bytes_for_decode_time():
+    # Frames that stay on this machine use the local encoder settings; a server given
+    # encoder_options={} sends the fewest bytes; per-figure options win over both.
+    from fastfig.server import LOCAL_ENCODER_OPTIONS
+    with Server.run_in_thread("ipc") as srv:
+        enc = srv.add_figure("1", 16, 16).encoder
+        assert enc.png_max_ratio == LOCAL_ENCODER_OPTIONS["png_max_ratio"]
+        assert enc.rle_max_ratio == LOCAL_ENCODER_OPTIONS["rle_max_ratio"]
+        assert srv.add_figure("2", 16, 16, png_max_ratio=0.9).encoder.png_max_ratio == 0.9
+    with Server.run_in_thread("tcp", encoder_options={}) as srv:
+        assert srv.add_figure("1", 16, 16).encoder.png_max_ratio == 1.0
