@@ -312,6 +312,10 @@ class Upstream:
             return
         if msg["type"] == P.STATE and isinstance(msg.get("state"), dict):
             self.bridge.update_state(feed, msg["state"])
+        elif msg["type"] == P.SYNC:
+            epoch, seq = msg.get("epoch"), msg.get("seq")
+            if isinstance(epoch, int) and isinstance(seq, int):
+                feed.on_sync(epoch, seq)
         elif msg["type"] == P.CLOSE:
             self.bridge.figure_closed(feed)
 

@@ -103,6 +103,7 @@ class Client:
         self._buffer = collections.deque(maxlen=MAX_BUFFERED)
         self._downloads = collections.deque(maxlen=4)
         self._awaiting = None        # monotonic time the outstanding snapshot was asked
+        self._sync = None            # (epoch, seq) of a sync not yet checked against
         self._fresh = None           # (keyframe, received_at, nbytes, skipped) of a new image
         self._skipped = 0
         self._last_heard = self._last_sent = self._last_ack = time.monotonic()
@@ -277,6 +278,11 @@ class Client:
         state = msg.get("state")
         if isinstance(state, dict):
             self.state.update(state)
+        if self._awaiting is None:
+            # A late answer to a request the stream already satisfied (a keyframe on the
+            # topic, or an earlier answer): the image follows the topic now, and an older
+            # snapshot (say of the size before a resize) would take it back in time.
+            return
         if packet is None:   # nothing published yet: the first frame is a keyframe
             self._awaiting = None
             return
@@ -286,9 +292,6 @@ class Client:
         except FrameError:
             self._stats.errors += 1
             return
-        if (self._awaiting is None and dec.epoch == epoch and dec.seq is not None
-                and not P.seq_newer(seq, dec.seq)):
-            return   # a late answer to a request the stream already satisfied
         try:
             dec.decode(packet)
         except FrameError as e:
@@ -303,6 +306,25 @@ class Client:
         self._buffer.clear()
         for _, _, packet in buffered:
             self._apply(packet)
+        self._check_sync()
+
+    def _on_sync(self, msg):
+        """The server saw our subscription: frames from now on reach us. Its newest frame
+        then was (epoch, seq); if the image is older, what came in between was lost."""
+        seq, epoch = msg.get("seq"), msg.get("epoch")
+        if isinstance(seq, int) and isinstance(epoch, int):
+            self._sync = (epoch, seq)
+            self._check_sync()
+
+    def _check_sync(self):
+        if self._sync is None or self._awaiting is not None:
+            return   # checked once the outstanding snapshot is in
+        epoch, seq = self._sync
+        self._sync = None
+        dec = self._decoder
+        if dec.seq is not None and dec.epoch == epoch and not P.seq_newer(seq, dec.seq):
+            return
+        self._request_snapshot()   # asked after the subscription took: nothing more is lost
 
     def _on_sub(self, frames):
         self._last_heard = time.monotonic()
@@ -328,6 +350,8 @@ class Client:
                 self._on_frame(frames[2])
             elif t == P.STATE and isinstance(msg.get("state"), dict):
                 self.state.update(msg["state"])
+            elif t == P.SYNC:
+                self._on_sync(msg)
             elif t == P.CLOSE:
                 self.closed = True
 
@@ -344,7 +368,8 @@ class Client:
         dec = self._decoder
         if not keyframe and dec.epoch == epoch and dec.seq is not None and not P.seq_newer(seq, dec.seq):
             return   # already in the snapshot
-        self._apply(packet)
+        if self._apply(packet):
+            self._sync = None   # a frame sent after the sync applied: the chain is whole
 
     def _apply(self, packet):
         try:
@@ -360,17 +385,18 @@ class Client:
             self._buffer.append((seq, epoch, packet))
             if self._awaiting is None:
                 self._request_snapshot()
-            return
+            return False
         except FrameError as e:
             self._stats.errors += 1
             self.last_error = str(e)
             if self._awaiting is None:
                 self._request_snapshot()
-            return
+            return False
         self._joined = True
         if self._awaiting is not None:
             self._awaiting = None   # a keyframe on the topic is as good as a snapshot
         self._mark_fresh(PACKET_HEADER.unpack_from(packet)[4] & FLAG_KEYFRAME != 0, len(packet))
+        return True
 
     def _mark_fresh(self, keyframe, nbytes):
         now = time.time()

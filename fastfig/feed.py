@@ -66,6 +66,7 @@ class FigureFeed:
         self.info = {}
         self.viewers = []
         self.snapshot_pending = False
+        self.sync = None             # (epoch, seq) of a sync message not yet checked
         self.frames_received = 0
         self.snapshots_received = 0
 
@@ -78,6 +79,7 @@ class FigureFeed:
                 and not seq_newer(packet.seq, self.seq)):
             return   # already covered by a snapshot that overtook it
         self.frames_received += 1
+        self.sync = None   # published after the sync: a missing link shows up in next_for
         self.ring.append(packet)
         self.epoch, self.seq = packet.epoch, packet.seq
         if packet.keyframe:
@@ -98,7 +100,25 @@ class FigureFeed:
             # Newer than anything on the topic (or of an epoch the topic has not shown
             # yet): it is the current image.
             self.epoch, self.seq = packet.epoch, packet.seq
+        self._check_sync()
         self.pump()
+
+    def on_sync(self, epoch, seq):
+        """The server saw the bridge's subscription; its newest frame then was (epoch,
+        seq). Frames published before the subscription took never arrive: if the newest
+        image known is older, only a snapshot asked from now on brings it (a figure that
+        then stays still would otherwise never show its last frame)."""
+        self.sync = (epoch, seq)
+        self._check_sync()
+
+    def _check_sync(self):
+        if self.sync is None or self.snapshot_pending:
+            return   # checked again when the outstanding snapshot is in
+        epoch, seq = self.sync
+        self.sync = None
+        if self.epoch == epoch and self.seq is not None and not seq_newer(seq, self.seq):
+            return
+        self.want_snapshot()
 
     def on_restart(self):
         """The server restarted (or the bridge lost it): nothing known still holds."""

@@ -47,6 +47,7 @@ ERROR = "error"
 FRAME = "frame"          # published: header + packet
 STATE = "state"          # published: figure state changes
 CLOSE = "close"          # published: the figure is gone
+SYNC = "sync"            # published when a subscription arrives: the figure's newest seq
 DOWNLOAD = "download"    # reply to a toolbar download event: header + the file's bytes
 
 REQUEST_TYPES = frozenset({HELLO, FIGURES, SNAPSHOT, ACK, EVENT, PING, BYE})

@@ -85,6 +85,9 @@ class Relay:
             if curve is not None:
                 curve.apply(sock)
         security.tune(xpub, hwm=hwm)
+        # Forward every subscription upstream, so the server answers each joiner behind
+        # the relay with a sync message (PROTOCOL.md section 2, late joiners).
+        xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
         security.tune(frontend, maxmsgsize=P.MAX_REQUEST_BYTES)
         self._xsub, self._xpub, self._frontend = xsub, xpub, frontend
         xpub.bind(pub_bind)

@@ -46,6 +46,8 @@ LOCAL_ENCODER_OPTIONS = {"png_max_ratio": 0.25, "rle_max_ratio": 0.25}
 #: whole state is published again this long after the last change, so every subscriber
 #: converges on it (a stale rubberband or status message would otherwise stay).
 STATE_REFRESH = 0.25
+#: How often new subscriptions are looked for (each is answered with a sync message).
+SUBSCRIPTION_POLL = 0.05
 #: A client not heard from for this long (it pings every second) is forgotten.
 CLIENT_TIMEOUT = 10.0
 #: Bound on remembered clients, so that a flood of identities cannot grow memory.
@@ -86,6 +88,7 @@ class FigureStream:
         self.state = {"title": str(title)}
         self.closed = False
         self._state_refresh = None
+        self._sent = None   # (epoch, seq) of the newest frame published
         self.frames_published = 0
         self.bytes_published = 0
         self.encode_ms = None
@@ -176,6 +179,7 @@ class FigureStream:
 
     def _send_frame(self, seq, packet):
         self.server._send_pub([self.topic, P.FRAME_HEADER, packet])
+        self._sent = (int.from_bytes(packet[12:16], "little"), seq)   # (epoch, seq)
         self.frames_published += 1
         self.bytes_published += len(packet)
         times = self._published_at
@@ -217,6 +221,13 @@ class FigureStream:
         # The server's loop, which need not be running yet (a script's figures are
         # served before plt.show() runs the loop).
         self._state_refresh = self.server._loop.call_later(STATE_REFRESH, self._refresh_state)
+
+    def _publish_sync(self):
+        if self.closed:
+            return
+        epoch, seq = self._sent if self._sent is not None else (None, None)
+        self.server._send_pub([self.topic, P.header(P.SYNC, figure=self.id, seq=seq,
+                                                      epoch=epoch)])
 
     def _refresh_state(self):
         self._state_refresh = None
@@ -377,6 +388,8 @@ class Server:
         router.setsockopt(zmq.RCVHWM, 1000)
         router.setsockopt(zmq.SNDHWM, 16)  # replies beyond this to one client are dropped
         security.tune(pub, hwm=self.hwm)
+        # Every subscription, not only a topic's first, is answered with a sync message.
+        pub.setsockopt(zmq.XPUB_VERBOSE, 1)
         if self.sndbuf:
             pub.setsockopt(zmq.SNDBUF, self.sndbuf)
         self._router, self._pub = router, pub
@@ -387,7 +400,8 @@ class Server:
             self._teardown()
             raise
         self._tasks = [asyncio.ensure_future(self._serve_requests()),
-                       asyncio.ensure_future(self._housekeeping())]
+                       asyncio.ensure_future(self._housekeeping()),
+                       asyncio.ensure_future(self._watch_subscriptions())]
         if self._encoder_options is None:
             local = (self.curve is None and security.is_loopback(self.address)
                      and security.is_loopback(self.pub_address))
@@ -546,13 +560,27 @@ class Server:
             fut.exception()   # mark retrieved: a dropped reply is not an error
 
     def _drain_subscriptions(self):
-        # Subscription messages queue up on an XPUB until read; nothing needs them (late
-        # joiners ask for snapshots), so read them away to keep memory flat.
+        """Answer new subscriptions to a figure with a sync message. A joiner's snapshot
+        may be made before its subscription reaches the XPUB, and frames published in
+        between never reach it; the sync, published once the subscription is in place,
+        names the newest frame sent, so the joiner can tell it missed some."""
+        joined = set()
         try:
             while True:
-                self._pub.recv(zmq.NOBLOCK)
+                msg = self._pub.recv(zmq.NOBLOCK)
+                if msg[:5] == b"\x01fig/":      # b"\x01" + topic: a subscription
+                    joined.add(msg[1:])
         except zmq.Again:
             pass
+        for topic in joined:
+            stream = self.figures.get(topic[4:-1].decode("ascii", "replace"))
+            if stream is not None and stream.topic == topic:
+                stream._publish_sync()
+
+    async def _watch_subscriptions(self):
+        while True:
+            await asyncio.sleep(SUBSCRIPTION_POLL)
+            self._drain_subscriptions()
 
     async def _serve_requests(self):
         router = self._router
@@ -664,7 +692,6 @@ class Server:
     async def _housekeeping(self):
         while True:
             await asyncio.sleep(0.5)
-            self._drain_subscriptions()
             cutoff = time.monotonic() - self.client_timeout
             while self._clients:
                 key, client = next(iter(self._clients.items()))

@@ -199,3 +199,42 @@ def test_event_validation_happens_before_sending(server):
         with pytest.raises(P.ProtocolError):
             c.send_event("resize", width=100, height=100, device_pixel_ratio=float("inf"))
         assert c.send_event("resize", width=100, height=100, device_pixel_ratio=2)
+
+
+def test_a_late_snapshot_does_not_take_the_image_back(server):
+    # The join's snapshot answer can arrive after a keyframe on the topic (here: of a
+    # resized figure); applied then, it would put back the old size, and a figure that
+    # does not change again would stay wrong.
+    stream = server.add_figure("1", 160, 120)
+    stream.publish(make_frame(1))
+    stale = stream.snapshot_packet()
+    with Client(server.address, figure="1", timeout=5) as client:
+        assert client.next_frame(5) is not None
+        stream.publish(make_frame(2, width=200, height=100))   # a keyframe, new epoch
+        f = client.next_frame(5)
+        assert f is not None and f.image.shape == (100, 200, 4)
+        client._on_snapshot({"figure": "1", "seq": 1}, stale)
+        assert client.next_frame(0.3) is None
+        assert client.image.shape == (100, 200, 4)
+        assert np.array_equal(client.image, make_frame(2, width=200, height=100))
+
+
+def test_frames_missed_before_a_subscription_took_are_recovered(server):
+    # A subscription takes effect some time after the join's snapshot may have been
+    # made; a frame published in between never reaches the client. The server's sync
+    # message, sent once the subscription is in place, names the newest frame, and the
+    # client asks again. Simulated here by dropping the subscription while a frame of a
+    # figure that then stays still is published.
+    import zmq
+    stream = server.add_figure("1", 160, 120)
+    stream.publish(make_frame(1))
+    with Client(server.address, figure="1", timeout=5) as client:
+        f = client.next_frame(5)
+        assert f is not None and np.array_equal(f.image, make_frame(1))
+        topic = P.topic("1")
+        client._sub.setsockopt(zmq.UNSUBSCRIBE, topic)
+        time.sleep(0.3)
+        stream.publish(make_frame(2))          # missed
+        client._sub.setsockopt(zmq.SUBSCRIBE, topic)
+        f = client.next_frame(5)
+        assert f is not None and np.array_equal(f.image, make_frame(2))

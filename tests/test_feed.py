@@ -254,3 +254,29 @@ def test_decoder_would_catch_a_broken_chain():
     dec.decode(first)
     with pytest.raises(FrameGap):
         dec.decode(third)
+
+
+def test_a_frame_lost_before_the_subscription_took_is_fetched_after_the_sync():
+    # The join's snapshot was made, then a frame went out before the bridge's
+    # subscription took; the figure then stays still. The server's sync message names
+    # that frame: the feed asks for a snapshot, and the tab ends on the last image.
+    src = Source()
+    src.publish()
+    tab = Tab(src.feed)
+    src.feed.want_snapshot()
+    answer = bytes(src.encoder.snapshot())          # made before the lost frame
+    lost = src.encoder.encode(make_frame(2, 96, 64))  # never reaches the feed
+    src.feed.on_sync(lost.epoch, lost.seq)            # the sync overtakes the answer
+    src.feed.on_snapshot(answer)
+    tab.ack_all()
+    assert tab.index == 1 and src.feed.snapshot_pending   # asked again
+    src.answer_snapshot()
+    tab.ack_all()
+    assert tab.index == 2
+
+
+def test_a_sync_for_what_the_feed_has_asks_for_nothing():
+    src = Source()
+    frame = src.publish()
+    src.feed.on_sync(frame.epoch, frame.seq)
+    assert not src.feed.snapshot_pending and src.asked == 0
