@@ -10,7 +10,9 @@ server can encode it, or paced with --fps), optionally a relay process, and subs
 processes each running several Client threads. Sources (1920x1080 or 640x480, about 5 %
 of pixels changed per frame): "vline", a 2.5 %-wide solid line sweeping across a
 background with grid rows; "sine", a thick sine curve spanning the width, whose damage
-covers many cells and costs the encoder several times more.
+covers many cells and costs the encoder several times more; and the reference scenarios
+"line1", "line4" and "heavy" (ANCHORS.md section 5), rendered by Agg before timing, in the
+full matrix.
 Server CPU is the server process's own CPU time (all its threads) over the measured
 window, divided by the frames it published.
 """
@@ -31,9 +33,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 SIZES = {"640x480": (640, 480), "1920x1080": (1920, 1080)}
+REFERENCE = ("line1", "line4", "heavy")
 
 
 def synthetic(name, w, h, n=16):
+    if name in REFERENCE:
+        # The reference scenarios (ANCHORS.md section 5), rendered by Agg once up front.
+        from fastfig import scenarios
+        return scenarios.make(name, (w, h)).frames(n)
     bg = np.full((h, w, 4), 255, np.uint8)
     bg[:: h // 8, :, :3] = 200
     frames = []
@@ -227,14 +234,16 @@ def main(argv=None):
     # 1. Throughput and latency to one client (the headline target: 1080p over ipc).
     for source in ("vline", "sine"):
         results.append(show(measure("ipc", source, "1920x1080", 1, seconds=S)))
-    # 2. The matrix: sizes x transports x subscribers x direct/relay.
+    # 2. The matrix: the reference scenarios x sizes x transports x subscribers x
+    #    direct/relay, each published as fast as the server encodes it.
     if not args.quick:
-        for size in SIZES:
-            for transport in ("tcp", "ipc"):
-                for relay in (False, True):
-                    for n in (1, 4, 16):
-                        results.append(show(measure(transport, "vline", size, n, relay=relay,
-                                                    seconds=S)))
+        for source in ("line1", "heavy"):
+            for size in SIZES:
+                for transport in ("tcp", "ipc"):
+                    for relay in (False, True):
+                        for n in (1, 4, 16):
+                            results.append(show(measure(transport, source, size, n,
+                                                        relay=relay, seconds=S)))
     # 3. Server CPU per frame, 1 vs 16 subscribers, at a pace every client can follow.
     cpu = {n: show(measure("ipc", "vline", "1920x1080", n, fps=60, seconds=S))
            for n in (1, 16)}
