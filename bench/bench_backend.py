@@ -23,7 +23,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 
 CASES = [("line1", "640x480", True), ("line1", "640x480", False),
          ("line1", "1920x1080", True), ("line1", "1920x1080", False),

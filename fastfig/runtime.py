@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 
-from .server import Server
+from .server import Server, call_in_loop
 
 #: Environment variable naming the address to serve on (as Server's address argument).
 ADDRESS_ENV = "FASTFIG_ADDRESS"
@@ -90,15 +90,7 @@ class Runtime:
         loop = self.ensure_loop()
         if self.in_loop_thread():
             return fn(*args, **kwargs)
-        done = concurrent.futures.Future()
-
-        def run():
-            try:
-                done.set_result(fn(*args, **kwargs))
-            except BaseException as e:
-                done.set_exception(e)
-        loop.call_soon_threadsafe(run)
-        return done.result(timeout=60)
+        return call_in_loop(loop, fn, *args, timeout=60, **kwargs)
 
     def ensure_server(self):
         if self.server is not None:

@@ -718,16 +718,22 @@ class Server:
 
     def _call(self, fn, *args, **kwargs):
         """Run fn on the loop thread and wait for its result."""
-        done = concurrent.futures.Future()
+        return call_in_loop(self._loop, fn, *args, **kwargs)
 
-        def run():
-            try:
-                done.set_result(fn(*args, **kwargs))
-            except BaseException as e:
-                done.set_exception(e)
 
-        self._loop.call_soon_threadsafe(run)
-        return done.result(timeout=30)
+def call_in_loop(loop, fn, *args, timeout=30, **kwargs):
+    """Run fn(*args, **kwargs) on loop, which runs in another thread, and return its
+    result (or raise its exception) here."""
+    done = concurrent.futures.Future()
+
+    def run():
+        try:
+            done.set_result(fn(*args, **kwargs))
+        except BaseException as e:
+            done.set_exception(e)
+
+    loop.call_soon_threadsafe(run)
+    return done.result(timeout=timeout)
 
 
 class _ClosedEncoder:

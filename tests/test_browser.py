@@ -17,7 +17,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from browser_helpers import canvas_rgba, launch, missing, viewer_value, wait_viewer
+from browser_helpers import canvas_rgba, missing, viewer_value, wait_viewer
 from fastfig import Encoding, Server
 from fastfig.bridge import Bridge
 from fastfig.scenarios import make
@@ -25,15 +25,6 @@ from transport_helpers import HERE, free_port, make_frame
 
 REASON = missing()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"browser tests: {REASON}")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture

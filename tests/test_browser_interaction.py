@@ -16,20 +16,11 @@ from matplotlib.figure import Figure
 
 import fastfig
 from backend_helpers import QtReference, rt, wait_for  # noqa: F401 (rt is a fixture)
-from browser_helpers import launch, missing, viewer_value, wait_viewer
+from browser_helpers import missing, viewer_value, wait_viewer
 
 REASON = missing()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"browser tests: {REASON}")
 TIMEOUT = 10000
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture
