@@ -48,6 +48,20 @@ READ_CANVAS = """(id) => {
 }"""
 
 
+def checked_page(browser, width, height, timeout=10000, **options):
+    """A page for a pytest fixture to yield from: device pixel ratio 1, and any script
+    error in it fails the test when the fixture ends."""
+    context = browser.new_context(viewport={"width": width, "height": height},
+                                  device_scale_factor=1, **options)
+    page = context.new_page()
+    page.set_default_timeout(timeout)
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    yield page
+    context.close()
+    assert not errors, f"errors in the page: {errors}"
+
+
 def canvas_rgba(page, figure_id):
     """The figure's canvas as an (H, W, 4) uint8 array, with the seq it shows."""
     got = page.evaluate(READ_CANVAS, figure_id)

@@ -17,7 +17,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from browser_helpers import canvas_rgba, missing, viewer_value, wait_viewer
+from browser_helpers import canvas_rgba, checked_page, missing, viewer_value, wait_viewer
 from fastfig import Encoding, Server
 from fastfig.bridge import Bridge
 from fastfig.scenarios import make
@@ -29,15 +29,7 @@ pytestmark = pytest.mark.skipif(REASON is not None, reason=f"browser tests: {REA
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000},
-                                  device_scale_factor=1)
-    page = context.new_page()
-    page.set_default_timeout(10000)
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    yield page
-    context.close()
-    assert not errors, f"errors in the page: {errors}"
+    yield from checked_page(browser, 1400, 1000)
 
 
 @pytest.fixture

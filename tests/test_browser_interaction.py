@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 import fastfig
 from backend_helpers import QtReference, rt, wait_for  # noqa: F401 (rt is a fixture)
-from browser_helpers import missing, viewer_value, wait_viewer
+from browser_helpers import checked_page, missing, viewer_value, wait_viewer
 
 REASON = missing()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"browser tests: {REASON}")
@@ -25,15 +25,7 @@ TIMEOUT = 10000
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1000, "height": 800},
-                                  device_scale_factor=1, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT)
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    yield page
-    context.close()
-    assert not errors, f"errors in the page: {errors}"
+    yield from checked_page(browser, 1000, 800, TIMEOUT, accept_downloads=True)
 
 
 @pytest.fixture
