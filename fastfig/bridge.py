@@ -18,13 +18,11 @@ must be this server's own, which defeats both DNS rebinding and cross-site webso
 """
 
 import asyncio
-import concurrent.futures
 import json
 import logging
 import mimetypes
 import os
 import secrets
-import threading
 import time
 import urllib.parse
 
@@ -39,6 +37,7 @@ from . import protocol as P
 from . import security
 from .errors import FrameError
 from .feed import MAX_IN_FLIGHT, FigureFeed, ViewerQueue
+from .loopthread import start_loop_thread
 
 log = logging.getLogger("fastfig.bridge")
 
@@ -379,9 +378,9 @@ class Bridge:
     curve: a security.CurveClient when the server encrypts. The toolbar's download button
     asks the figure's owner (the fastfig backend saves with savefig in any format).
 
-    ``await bridge.start()`` on a running loop (the server's own, in-process), or
-    ``bridge.start_on(loop)`` from synchronous code, whichever thread runs the loop.
-    The port (and so ``url``) is known once ``bind()`` has run, which both do first.
+    ``await bridge.start()`` on a running loop, or ``bridge.start_thread()`` from
+    synchronous code (a loop of its own in a daemon thread). The port (and so ``url``)
+    is known once ``bind()`` has run, which both do first.
     """
 
     def __init__(self, address, *, host="127.0.0.1", port=0, token=None,
@@ -409,7 +408,6 @@ class Bridge:
         self._http = None
         self._loop = None
         self._listening = None
-        self._start_task = None
         self._thread = None
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -444,54 +442,14 @@ class Bridge:
         log.info("viewer on %s", self.url)
         return self
 
-    def start_on(self, loop, timeout=10.0):
-        """Start from synchronous code on loop: waits when the loop runs in another thread
-        or is not running (it is run until the bridge is up); when called on the loop's
-        own thread while it runs (Jupyter), the start is scheduled and this returns at
-        once with the port bound."""
-        self.bind()
-        try:
-            here = asyncio.get_running_loop() is loop
-        except RuntimeError:
-            here = False
-        if here:
-            self._start_task = loop.create_task(self.start(timeout))
-        elif loop.is_running():
-            asyncio.run_coroutine_threadsafe(self.start(timeout), loop).result(timeout + 5)
-        else:
-            loop.run_until_complete(self.start(timeout))
-        return self
-
     def start_thread(self, timeout=10.0, wait_for_server=True):
         """Run the bridge on an event loop of its own in a daemon thread (how fastfig
         runs it next to matplotlib: a long draw on the figures' loop then never stalls
         the page, the websockets or the other figures). Returns once it serves."""
-        ready = concurrent.futures.Future()
-
-        def main():
-            loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self.start(timeout, wait_for_server))
-            except BaseException as e:
-                ready.set_exception(e)
-                loop.close()
-                return
-            ready.set_result(None)
-            try:
-                loop.run_forever()
-            finally:
-                self._close_now()
-                tasks = asyncio.all_tasks(loop)
-                for t in tasks:
-                    t.cancel()
-                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-                loop.close()
-
         self.bind()
-        self._thread = threading.Thread(target=main, name="fastfig-bridge", daemon=True)
-        self._thread.start()
-        ready.result(timeout + 5)
+        self._thread, _ = start_loop_thread(
+            "fastfig-bridge", lambda: self.start(timeout, wait_for_server), self._close_now,
+            timeout + 5)
         return self
 
     @classmethod

@@ -73,7 +73,6 @@ E_MALFORMED = "malformed"
 E_UNKNOWN_TYPE = "unknown_type"
 E_UNKNOWN_FIGURE = "unknown_figure"
 E_INVALID_EVENT = "invalid_event"
-E_NOT_READY = "not_ready"
 
 
 class ProtocolError(ValueError):

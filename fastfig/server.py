@@ -28,6 +28,7 @@ from zmq.auth.asyncio import AsyncioAuthenticator
 from . import protocol as P
 from . import security
 from .encoder import FrameEncoder, as_rgba
+from .loopthread import start_loop_thread
 from .packet import ALL_ENCODINGS
 
 log = logging.getLogger("fastfig.server")
@@ -757,31 +758,8 @@ class ServerThread:
 
     def __init__(self, server):
         self.server = server
-        self._ready = concurrent.futures.Future()
-        self._thread = threading.Thread(target=self._main, name="fastfig-server", daemon=True)
-        self._thread.start()
-        self._ready.result(timeout=30)
-
-    def _main(self):
-        loop = asyncio.new_event_loop()
-        self.loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self.server.start())
-        except BaseException as e:
-            self._ready.set_exception(e)
-            loop.close()
-            return
-        self._ready.set_result(None)
-        try:
-            loop.run_forever()
-        finally:
-            self.server.close()
-            tasks = asyncio.all_tasks(loop)
-            for t in tasks:
-                t.cancel()
-            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-            loop.close()
+        self._thread, self.loop = start_loop_thread("fastfig-server", server.start,
+                                                    server.close)
 
     def __getattr__(self, name):
         return getattr(self.server, name)
