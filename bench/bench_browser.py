@@ -72,7 +72,7 @@ def child_fastfig(case, width, height, port):
     matplotlib.use("fastfig")
     import matplotlib.pyplot as plt
 
-    from fastfig import runtime
+    from fastfig.mpl import runtime
     rt = runtime.get()
     rt.keep_serving = True
     rt.announce = lambda *a: None

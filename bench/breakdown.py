@@ -5,7 +5,7 @@
     python -m bench.breakdown line4 1920x1080 --const RLE_MAX_RATIO=0.05 --keyframes
 
 The encoder runs unmodified. For the instrumented pass the modules it calls (_encode,
-png, deflate) are swapped, inside fastfig.encoder and fastfig.png only, for stand-ins
+png, deflate) are swapped, inside fastfig.codec.encoder and fastfig.codec.png only, for stand-ins
 that time each call. "python" is the rest of encode() (policy, Rect and Frame objects,
 slicing) plus the stand-ins' own overhead of about a microsecond a call: an
 uninstrumented pass first gives the real total, and the difference is printed.
@@ -21,8 +21,8 @@ import time
 from collections import Counter, defaultdict
 from contextlib import contextmanager
 
-import fastfig.encoder as encoder_module
-import fastfig.png as png_module
+import fastfig.codec.encoder as encoder_module
+import fastfig.codec.png as png_module
 from fastfig import FrameEncoder
 
 from . import sequences
@@ -155,7 +155,7 @@ def main(argv=None):
                         help="FrameEncoder keyword argument (cell, rect_cost, level, "
                              "png_filter, encoding)")
     parser.add_argument("--const", action="append", default=[], metavar="NAME=VALUE",
-                        help="fastfig.encoder constant (RLE_MAX_RATIO, PNG_MIN_PIXELS)")
+                        help="fastfig.codec.encoder constant (RLE_MAX_RATIO, PNG_MIN_PIXELS)")
     parser.add_argument("--timer", choices=sorted(CLOCKS), default="perf_counter",
                         help="perf_counter (default) costs ~0.06 us a read here, "
                              "thread_time ~0.7 us, which inflates the small parts")
@@ -164,7 +164,7 @@ def main(argv=None):
     kwargs, consts = _pairs(args.set), _pairs(args.const)
     for name in consts:
         if not hasattr(encoder_module, name):
-            raise SystemExit(f"fastfig.encoder has no constant {name}")
+            raise SystemExit(f"fastfig.codec.encoder has no constant {name}")
     clock = CLOCKS[args.timer]
     frames = sequences.render(args.scenario, args.size, args.frames)
     rounds = max(1, args.cycles) * sequences.cycle_length(len(frames))

@@ -7,13 +7,13 @@ The transport: Server publishes figures' frames over ZeroMQ, Client subscribes t
 Relay fans a server out (PROTOCOL.md section 2).
 """
 
-from .client import Client, ClientFrame
-from .decoder import FrameDecoder
-from .encoder import FrameEncoder
+from .transport.client import Client, ClientFrame
+from .codec.decoder import FrameDecoder
+from .codec.encoder import FrameEncoder
 from .errors import FrameError, FrameGap
-from .packet import Encoding, Frame, Rect
-from .relay import Relay
-from .server import FigureStream, Server
+from .codec.packet import Encoding, Frame, Rect
+from .transport.relay import Relay
+from .transport.server import FigureStream, Server
 
 __version__ = "0.1.0"
 
@@ -27,6 +27,6 @@ _API = ("show", "animate", "close", "configure", "get_server")
 
 def __getattr__(name):
     if name in _API:
-        from . import api
+        from .mpl import api
         return getattr(api, name)
     raise AttributeError(f"module 'fastfig' has no attribute {name!r}")

@@ -5,7 +5,7 @@ import os
 import runpy
 import sys
 
-from . import security
+from .transport import security
 
 KEYS_HELP = """\
 CURVE keys encrypt and authenticate fastfig across machines.
@@ -34,7 +34,7 @@ def cmd_keys(args):
 
 
 def cmd_relay(args):
-    from .relay import Relay
+    from .transport.relay import Relay
     upstream = None
     if args.upstream_server_key:
         upstream = security.CurveClient.load(args.upstream_server_key,
@@ -67,8 +67,8 @@ def cmd_serve(args):
     matplotlib.use("fastfig")
     import matplotlib.pyplot as plt
 
-    from . import runtime
-    from .backend import FigureCanvasFastfig
+    from .mpl import runtime
+    from .mpl.backend import FigureCanvasFastfig
 
     rt = runtime.get()
     rt.address = args.address

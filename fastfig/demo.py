@@ -149,7 +149,7 @@ def main(args):
     matplotlib.use("fastfig")
     import matplotlib.pyplot as plt
 
-    from . import runtime
+    from .mpl import runtime
 
     rt = runtime.get()
     rt.keep_serving = True

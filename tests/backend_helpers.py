@@ -10,7 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 import fastfig
-from fastfig import runtime
+from fastfig.mpl import runtime
 
 TIMEOUT = 10.0
 

@@ -88,7 +88,7 @@ def _serve(port, token):
     import asyncio
 
     from fastfig import Server
-    from fastfig.bridge import Bridge
+    from fastfig.web.bridge import Bridge
     from transport_helpers import make_frame
 
     async def main():

@@ -26,7 +26,7 @@ import numpy as np
 
 FIXTURES = pathlib.Path(__file__).with_name("fixtures")
 
-#: Every frame's timestamp, in place of the clock (fastfig.encoder._now_us).
+#: Every frame's timestamp, in place of the clock (fastfig.codec.encoder._now_us).
 TIMESTAMP_US = 1_700_000_000_123_456
 
 #: FrameEncoder settings of the stream, all spelled out so that retuning the defaults
@@ -108,7 +108,7 @@ def encode_stream(frames):
 
 
 def main():
-    from fastfig import deflate, encoder
+    from fastfig.codec import deflate, encoder
 
     encoder._now_us = lambda: TIMESTAMP_US
     FIXTURES.mkdir(exist_ok=True)
@@ -135,7 +135,7 @@ def main():
 
 
 def _deflate_version():
-    from fastfig import deflate
+    from fastfig.codec import deflate
 
     if deflate.BACKEND == "isal":
         import isal

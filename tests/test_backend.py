@@ -169,7 +169,7 @@ print(matplotlib.get_backend(), type(fig.canvas).__name__, fig.canvas.supports_b
 
 
 @pytest.mark.parametrize("select", [
-    "matplotlib.use('fastfig')", "matplotlib.use('module://fastfig.backend')", "ENV"])
+    "matplotlib.use('fastfig')", "matplotlib.use('module://fastfig.mpl.backend')", "ENV"])
 def test_backend_selectable_by_name(select):
     env = dict(os.environ)
     if select == "ENV":
@@ -179,7 +179,7 @@ def test_backend_selectable_by_name(select):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     name, canvas, blit = out.stdout.split()
-    assert name in ("fastfig", "module://fastfig.backend")
+    assert name in ("fastfig", "module://fastfig.mpl.backend")
     assert canvas == "FigureCanvasFastfig" and blit == "True"
 
 

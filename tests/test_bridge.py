@@ -1,4 +1,4 @@
-"""The websocket bridge (fastfig/bridge.py) without a browser: tornado's own HTTP and
+"""The websocket bridge (fastfig/web/bridge.py) without a browser: tornado's own HTTP and
 websocket clients against a real Server and Bridge on one asyncio loop. Token, Host and
 Origin refusals; packets relayed byte for byte; flow control per tab; events, downloads,
 figure state and a server restart."""
@@ -12,10 +12,10 @@ import tornado.httpclient
 import tornado.websocket
 
 from fastfig import FrameDecoder, Server
-from fastfig import protocol as P
-from fastfig.bridge import Bridge
-from fastfig.feed import peek
-from fastfig.security import InsecureAddress
+from fastfig.transport import protocol as P
+from fastfig.web.bridge import Bridge
+from fastfig.web.feed import peek
+from fastfig.transport.security import InsecureAddress
 from transport_helpers import frame_index, make_frame
 
 TIMEOUT = 5.0

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from browser_helpers import canvas_rgba, checked_page, missing, viewer_value, wait_viewer
 from fastfig import Encoding, Server
-from fastfig.bridge import Bridge
+from fastfig.web.bridge import Bridge
 from fastfig.scenarios import make
 from transport_helpers import HERE, free_port, make_frame
 

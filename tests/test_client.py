@@ -1,4 +1,4 @@
-"""The Python client (fastfig/client.py) against real servers: frames equal to the
+"""The Python client (fastfig/transport/client.py) against real servers: frames equal to the
 published ones byte for byte, late joiners, gaps, server restarts, state, stats."""
 
 import os
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from fastfig import Client, Server
-from fastfig import protocol as P
-from fastfig.client import ServerError
+from fastfig.transport import protocol as P
+from fastfig.transport.client import ServerError
 from transport_helpers import (frame_index, free_port, make_frame, start_server_process,
                                wait_for)
 

@@ -10,7 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from fastfig import Encoding, Frame, FrameDecoder, FrameEncoder, FrameError, FrameGap, Rect
-from fastfig import encoder as encoder_module
+from fastfig.codec import encoder as encoder_module
 from fastfig.scenarios import make
 from strategies import ALPHAS, make_pixels, rects_in, sizes
 
@@ -513,7 +513,7 @@ def test_png_max_ratio_sends_poorly_compressing_rectangles_raw():
 def test_png_probe_skips_the_deflate_of_rectangles_that_go_raw(monkeypatch):
     # Noise of 300x300 pixels is above PNG_PROBE_PIXELS: the probe deflates a sample and
     # the full PNG is never made.
-    from fastfig import png as png_module
+    from fastfig.codec import png as png_module
     calls = []
     real = png_module.encode
     monkeypatch.setattr(png_module, "encode", lambda *a, **k: calls.append(1) or real(*a, **k))

@@ -1,4 +1,4 @@
-"""FrameDecoder (fastfig/decoder.py) facing packets off the network: whatever is wrong
+"""FrameDecoder (fastfig/codec/decoder.py) facing packets off the network: whatever is wrong
 with a packet, decode raises FrameError and the image, sequence number and epoch stay as
 they were; no packet makes it raise anything else or crash."""
 
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fastfig import Encoding, Frame, FrameDecoder, FrameEncoder, FrameError, Rect
-from fastfig.packet import pack
+from fastfig.codec.packet import pack
 from strategies import make_pixels
 
 W, H = 24, 16

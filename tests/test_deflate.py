@@ -1,4 +1,4 @@
-"""fastfig.deflate: standard zlib streams out, and an inflate that insists on the exact
+"""fastfig.codec.deflate: standard zlib streams out, and an inflate that insists on the exact
 size it was promised."""
 
 import tracemalloc
@@ -6,7 +6,7 @@ import zlib
 
 import pytest
 
-from fastfig import deflate
+from fastfig.codec import deflate
 
 DATA = bytes(range(256)) * 40 + b"\0" * 5000
 

@@ -7,7 +7,7 @@ from matplotlib.widgets import Button, RectangleSelector, Slider
 
 from backend_helpers import (QtReference, Served, drag_events, lines_figure, rt,  # noqa: F401
                              wait_for)
-from fastfig.mplevents import qt_key
+from fastfig.mpl.events import qt_key
 
 
 def limits(fig):

@@ -1,4 +1,4 @@
-"""Per-tab flow control of the websocket bridge (fastfig/feed.py), without sockets: tabs
+"""Per-tab flow control of the websocket bridge (fastfig/web/feed.py), without sockets: tabs
 are FrameDecoders fed by a fake transport, snapshots come from the encoder."""
 
 import random
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fastfig import FrameDecoder, FrameEncoder, FrameGap
-from fastfig.feed import MAX_LAG, RING, FigureFeed, ViewerQueue, peek
+from fastfig.web.feed import MAX_LAG, RING, FigureFeed, ViewerQueue, peek
 from transport_helpers import frame_index, make_frame
 
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import make_fixtures
-from fastfig import Encoding, FrameDecoder, deflate, encoder, png
-from fastfig.packet import parse
+from fastfig import Encoding, FrameDecoder
+from fastfig.codec import deflate, encoder, png
+from fastfig.codec.packet import parse
 
 FIXTURES = pathlib.Path(__file__).with_name("fixtures")
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())

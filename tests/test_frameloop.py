@@ -9,8 +9,8 @@ import pytest
 from matplotlib.animation import FuncAnimation
 from matplotlib.transforms import Bbox
 
-from fastfig.api import _keep_wallclock
-from fastfig.frameloop import FrameLoop, display_box
+from fastfig.mpl.api import _keep_wallclock
+from fastfig.mpl.frameloop import FrameLoop, display_box
 
 
 class FakeStream:

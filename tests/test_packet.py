@@ -1,4 +1,4 @@
-"""The frame packet (fastfig/packet.py): its byte layout, and parse's rejection of
+"""The frame packet (fastfig/codec/packet.py): its byte layout, and parse's rejection of
 malformed packets with FrameError."""
 
 import struct
@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fastfig import Encoding, Frame, FrameError, Rect
-from fastfig.packet import MAX_SIDE, pack, parse
+from fastfig.codec.packet import MAX_SIDE, pack, parse
 
 
 def le32(v):

@@ -1,4 +1,4 @@
-"""PNG files (fastfig/png.py) against an independent implementation: Pillow reads every
+"""PNG files (fastfig/codec/png.py) against an independent implementation: Pillow reads every
 PNG fastfig writes to the same pixels, and fastfig reads Pillow's PNGs, whichever of the
 five row filters Pillow chose."""
 
@@ -12,7 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from fastfig import _encode, png
+from fastfig import _encode
+
+from fastfig.codec import png
 from strategies import image_and_rect, make_pixels
 
 

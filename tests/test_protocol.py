@@ -1,10 +1,10 @@
-"""The transport protocol's message schema and validation (fastfig/protocol.py)."""
+"""The transport protocol's message schema and validation (fastfig/transport/protocol.py)."""
 
 import json
 
 import pytest
 
-from fastfig import protocol as P
+from fastfig.transport import protocol as P
 
 
 def test_topics_are_terminated_so_prefixes_do_not_collide():

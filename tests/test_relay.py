@@ -1,4 +1,4 @@
-"""The relay (fastfig/relay.py): frames, late joiners, events and topics through it."""
+"""The relay (fastfig/transport/relay.py): frames, late joiners, events and topics through it."""
 
 import threading
 import time

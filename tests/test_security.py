@@ -1,6 +1,6 @@
-"""Address helpers of fastfig/security.py."""
+"""Address helpers of fastfig/transport/security.py."""
 
-from fastfig import security
+from fastfig.transport import security
 
 
 def test_wildcard_frame_endpoint_is_reached_through_the_control_host():

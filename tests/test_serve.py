@@ -15,7 +15,7 @@ ANIMATION = textwrap.dedent("""
     import matplotlib
     import matplotlib.pyplot as plt
     from matplotlib.animation import FuncAnimation
-    assert matplotlib.get_backend() in ("fastfig", "module://fastfig.backend")
+    assert matplotlib.get_backend() in ("fastfig", "module://fastfig.mpl.backend")
     fig, ax = plt.subplots(figsize=(3.2, 2.4), dpi=100)
     x = np.linspace(0, 6, 200)
     (line,) = ax.plot(x, np.sin(x))

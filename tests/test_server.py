@@ -1,4 +1,4 @@
-"""The frame server (fastfig/server.py) over real sockets: requests, malformed input,
+"""The frame server (fastfig/transport/server.py) over real sockets: requests, malformed input,
 topic isolation, snapshots, slow and killed subscribers, CURVE."""
 
 import asyncio
@@ -18,9 +18,9 @@ import pytest
 import zmq
 
 from fastfig import Client, Server
-from fastfig.client import ServerError
-from fastfig import protocol as P
-from fastfig import security
+from fastfig.transport.client import ServerError
+from fastfig.transport import protocol as P
+from fastfig.transport import security
 from transport_helpers import HERE, frame_index, make_frame, wait_for
 
 
@@ -331,7 +331,7 @@ def test_sigkilled_client_does_not_disturb_server(server):
 
 
 def test_curve(tmp_path):
-    from fastfig.security import CurveClient, CurveServer, make_keys
+    from fastfig.transport.security import CurveClient, CurveServer, make_keys
     make_keys(str(tmp_path), "server")
     make_keys(str(tmp_path), "alice")
     os.makedirs(tmp_path / "clients")   # only allowed clients' public keys go here
@@ -394,7 +394,7 @@ def test_closing_a_figure_after_the_server_is_quiet():
 def test_local_servers_trade_bytes_for_decode_time():
     # Frames that stay on this machine use the local encoder settings; a server given
     # encoder_options={} sends the fewest bytes; per-figure options win over both.
-    from fastfig.server import LOCAL_ENCODER_OPTIONS
+    from fastfig.transport.server import LOCAL_ENCODER_OPTIONS
     with Server.run_in_thread("ipc") as srv:
         enc = srv.add_figure("1", 16, 16).encoder
         assert enc.png_max_ratio == LOCAL_ENCODER_OPTIONS["png_max_ratio"]

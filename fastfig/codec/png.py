@@ -6,7 +6,8 @@ PNG fastfig writes; it is strict, as its input comes off the network."""
 
 import struct
 
-from . import _encode, deflate
+from .. import _encode
+from . import deflate
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _IHDR = struct.Struct(">IIBBBBB")

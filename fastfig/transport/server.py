@@ -27,9 +27,9 @@ from zmq.auth.asyncio import AsyncioAuthenticator
 
 from . import protocol as P
 from . import security
-from .encoder import FrameEncoder, as_rgba
+from ..codec.encoder import FrameEncoder, as_rgba
 from .loopthread import start_loop_thread
-from .packet import ALL_ENCODINGS
+from ..codec.packet import ALL_ENCODINGS
 
 log = logging.getLogger("fastfig.server")
 

@@ -260,7 +260,7 @@ def _check_event(ev):
 
 def check_accept(value):
     """The encodings a client says it decodes: a list of names, at most a few."""
-    from .packet import Encoding
+    from ..codec.packet import Encoding
     if value is None:
         return None
     if not isinstance(value, list) or not 1 <= len(value) <= 16:

@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 
-from .server import Server, call_in_loop
+from ..transport.server import Server, call_in_loop
 
 #: Environment variable naming the address to serve on (as Server's address argument).
 ADDRESS_ENV = "FASTFIG_ADDRESS"
@@ -113,7 +113,7 @@ class Runtime:
         own and reaches the server over ZeroMQ, so drawing never stalls the page."""
         if self.bridge is not None:
             return self.bridge
-        from .bridge import Bridge
+        from ..web.bridge import Bridge
         server = self.ensure_server()
         # In a script the server's loop runs only while the script blocks (plt.show):
         # the bridge serves the page at once and greets the server when it answers.

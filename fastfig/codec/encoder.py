@@ -10,7 +10,8 @@ import time
 
 import numpy as np
 
-from . import _encode, deflate, png
+from .. import _encode
+from . import deflate, png
 from .packet import ALL_ENCODINGS, MAX_SIDE, Encoding, Frame, Rect
 
 #: Rectangles smaller than this are not worth a PNG's ~60 bytes of framing and the cost

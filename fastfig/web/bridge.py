@@ -33,11 +33,11 @@ import tornado.websocket
 import zmq
 import zmq.asyncio
 
-from . import protocol as P
-from . import security
-from .errors import FrameError
+from ..transport import protocol as P
+from ..transport import security
+from ..errors import FrameError
 from .feed import MAX_IN_FLIGHT, FigureFeed, ViewerQueue
-from .loopthread import start_loop_thread
+from ..transport.loopthread import start_loop_thread
 
 log = logging.getLogger("fastfig.bridge")
 

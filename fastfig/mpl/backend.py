@@ -8,7 +8,7 @@ works: ``blit(bbox)`` and ``restore_region`` hand their boxes to the encoder as 
 hints, and all blits of one loop iteration (one animation step) make one frame. Timers
 run on fastfig's asyncio loop and wait for the frame loop, so animations render no frame
 that frontends would not take. Input events arrive from the server and become matplotlib
-events on the same thread (mplevents); the toolbar's feedback goes back as figure state.
+events on the same thread (events.py); the toolbar's feedback goes back as figure state.
 """
 
 import logging
@@ -19,10 +19,11 @@ from matplotlib import _api, backend_bases
 from matplotlib.backend_bases import FigureManagerBase, TimerBase, _Backend
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from . import mplevents, runtime
+from . import events
+from . import runtime
 from .frameloop import FrameLoop, display_box
 from .toolbar import ACTIONS, CURSORS, MIME_TYPES, NavigationToolbarFastfig, figure_bytes
-from . import protocol as P
+from ..transport import protocol as P
 
 log = logging.getLogger("fastfig.backend")
 
@@ -108,7 +109,7 @@ class FigureCanvasFastfig(FigureCanvasAgg):
         self._frames = None
         self._state = {}
         self._state_pending = {}
-        self._pointer = mplevents.PointerState()
+        self._pointer = events.PointerState()
 
     # -- serving --------------------------------------------------------------------------
 
@@ -260,13 +261,13 @@ class FigureCanvasFastfig(FigureCanvasAgg):
         """Apply one protocol input event (already validated) to this figure."""
         etype = event["type"]
         if etype == "resize":
-            if mplevents.resize(self, event["width"], event["height"],
+            if events.resize(self, event["width"], event["height"],
                                 event.get("device_pixel_ratio", 1)):
                 self.draw_idle()
         elif etype == "toolbar":
             self._toolbar_action(event, sender)
         else:
-            mplevents.dispatch(self, event, self._pointer)
+            events.dispatch(self, event, self._pointer)
 
     def _toolbar_action(self, event, sender):
         name = event["name"]
@@ -303,7 +304,7 @@ class FigureManagerFastfig(FigureManagerBase):
         self.canvas.draw_idle()
 
     def destroy(self):
-        mplevents.close(self.canvas)
+        events.close(self.canvas)
         self.canvas.stop_serving()
 
     @classmethod

@@ -11,7 +11,7 @@ import enum
 import struct
 from dataclasses import dataclass, field
 
-from .errors import FrameError
+from ..errors import FrameError
 
 MAGIC = b"FFIG"
 VERSION_MAJOR = 1

@@ -17,9 +17,9 @@ import zmq
 
 from . import protocol as P
 from . import security
-from .decoder import FrameDecoder
-from .errors import FrameError, FrameGap
-from .packet import HEADER as PACKET_HEADER, FLAG_KEYFRAME, Encoding
+from ..codec.decoder import FrameDecoder
+from ..errors import FrameError, FrameGap
+from ..codec.packet import HEADER as PACKET_HEADER, FLAG_KEYFRAME, Encoding
 
 #: Frames a subscriber queues (SUB RCVHWM); more are dropped at the server.
 DEFAULT_HWM = 4

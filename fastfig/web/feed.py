@@ -19,9 +19,9 @@ a ``request_snapshot()`` callable, which keeps this logic testable without a bro
 import collections
 from dataclasses import dataclass
 
-from .errors import FrameError
-from .packet import FLAG_KEYFRAME, HEADER as PACKET_HEADER
-from .protocol import seq_newer
+from ..errors import FrameError
+from ..codec.packet import FLAG_KEYFRAME, HEADER as PACKET_HEADER
+from ..transport.protocol import seq_newer
 
 #: Packets a feed remembers for tabs that are a little behind.
 RING = 16

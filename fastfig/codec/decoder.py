@@ -7,8 +7,9 @@ into the image by the _encode kernels.
 
 import numpy as np
 
-from . import _encode, png
-from .errors import FrameError, FrameGap
+from .. import _encode
+from . import png
+from ..errors import FrameError, FrameGap
 from .packet import ALL_ENCODINGS, Encoding, parse
 
 
