@@ -1,0 +1,117 @@
+"""The viewer's websocket (PROTOCOL.md section 3.4): one browser tab watching one figure.
+Frame packets go out unchanged, one binary message each; acknowledgements, input events
+and resync requests come back as small JSON messages, validated here.
+"""
+
+import json
+
+import tornado.websocket
+
+from ..transport import protocol as P
+from .feed import ViewerQueue
+from .handlers import DOWNLOAD_FORMATS, check_request, plain_error
+
+
+class ViewerSocket(tornado.websocket.WebSocketHandler):
+    """One tab watching one figure: packets out, acknowledgements and events in."""
+
+    def initialize(self, bridge):
+        self.bridge = bridge
+        self.feed = None
+        self.queue = None
+        self.bad_messages = 0
+
+    def prepare(self):
+        # Runs before the upgrade: a refused socket gets a plain 403 with the reason.
+        check_request(self.bridge, self.request)
+
+    def write_error(self, status_code, **kwargs):
+        plain_error(self, status_code, kwargs.get("exc_info"))
+
+    def check_origin(self, origin):
+        return True   # checked in prepare, with the token
+
+    def get_compression_options(self):
+        return None   # packets are compressed already
+
+    def open(self, figure_id):
+        bridge = self.bridge
+        self.feed = bridge.feed(figure_id)
+        self.queue = ViewerQueue(self.feed, self._send_packet, bridge.max_in_flight)
+        bridge.sockets.add(self)
+        upstream = bridge.upstream
+        self.send_text(json.dumps({
+            "type": "welcome", "v": P.VERSION, "figure": figure_id,
+            "info": bridge.figure_info(figure_id), "state": self.feed.state,
+            "max_in_flight": bridge.max_in_flight,
+            "server": bool(upstream and upstream.connected),
+            "downloads": list(DOWNLOAD_FORMATS)}))
+        self.feed.attach(self.queue)
+
+    def _send_packet(self, data):
+        self._write(data, True)
+
+    def send_text(self, text):
+        self._write(text, False)
+
+    def _write(self, message, binary):
+        if self.ws_connection is None or self.ws_connection.is_closing():
+            return
+        try:
+            fut = self.write_message(message, binary=binary)
+        except tornado.websocket.WebSocketClosedError:
+            return
+        fut.add_done_callback(_retrieve)
+
+    def on_message(self, message):
+        if isinstance(message, bytes):
+            self._bad("binary messages are not expected from a viewer")
+            return
+        try:
+            msg = json.loads(message)
+            if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+                raise ValueError("not a JSON object with a type")
+        except ValueError as e:
+            self._bad(f"malformed message: {e}")
+            return
+        t = msg["type"]
+        if t == "ack":
+            seq, epoch = msg.get("seq"), msg.get("epoch")
+            if type(seq) is not int or type(epoch) is not int:
+                self._bad("ack needs integer seq and epoch")
+                return
+            self.queue.on_ack(seq & 0xFFFFFFFF, epoch & 0xFFFFFFFF)
+            if msg.get("ok", True):
+                self.bridge.forward_ack(self.feed, seq, epoch)
+        elif t == "event":
+            try:
+                event = P.check_event(msg.get("event"))
+            except P.ProtocolError as e:
+                self._bad(str(e))
+                return
+            self.bridge.upstream.send(P.EVENT, figure=self.feed.id, event=event)
+        elif t == "snapshot":
+            self.queue.resync()
+        elif t == "stats":
+            self.send_text(json.dumps({"type": "stats", "server": self.bridge.stats(self.feed.id),
+                                       "tab": {"sent": self.queue.sent,
+                                               "keyframes": self.queue.keyframes_sent}}))
+        else:
+            self._bad(f"unknown message type {t!r}")
+
+    def _bad(self, message):
+        self.bad_messages += 1
+        self.send_text(json.dumps({"type": "error", "message": message[:300]}))
+        if self.bad_messages > 100:
+            self.close(1008, "too many invalid messages")
+
+    def on_close(self):
+        self.bridge.sockets.discard(self)
+        if self.queue is not None:
+            self.queue.close()
+            self.bridge.viewer_closed(self.feed)
+
+
+def _retrieve(fut):
+    if not fut.cancelled():
+        fut.exception()   # a tab that went away is not an error
