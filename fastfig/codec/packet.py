@@ -10,6 +10,7 @@ Uint32Array without copying).
 import enum
 import struct
 from dataclasses import dataclass, field
+from typing import NamedTuple, Union
 
 from ..errors import FrameError
 
@@ -24,6 +25,11 @@ RECT = struct.Struct("<IIIIB3xI")
 assert HEADER.size == 40 and RECT.size == 24
 
 FLAG_KEYFRAME = 1
+#: A catch-up delta (version 1.1): it applies to the image base_seq (header offset 40).
+FLAG_BASE = 2
+HEADER_SIZE = HEADER.size
+HEADER_BASE = struct.Struct("<I")
+HEADER_SIZE_BASE = HEADER_SIZE + HEADER_BASE.size
 
 
 class Encoding(enum.IntEnum):
@@ -177,3 +183,41 @@ def parse(packet):
         raise FrameError(f"{len(buf) - offset} unexpected bytes after the last payload")
     return Frame(seq=seq, epoch=epoch, keyframe=bool(flags & FLAG_KEYFRAME),
                  width=width, height=height, rects=tuple(rects), timestamp_us=timestamp_us)
+
+
+class Peek(NamedTuple):
+    """What a packet's header says about its place in the stream (see ``peek``)."""
+
+    epoch: int
+    seq: int
+    keyframe: bool
+    #: The seq of the image this packet applies to: None for a keyframe (it applies to
+    #: any), seq - 1 for an ordinary delta, the header's base_seq for a catch-up delta.
+    base_seq: int | None
+    width: int
+    height: int
+    timestamp_us: int
+
+
+def peek(data: Union[bytes, bytearray, memoryview]) -> Peek:
+    """Read a packet's header only: the one header parser of the transport (client,
+    server, bridge, relay), which route packets without decoding them. Checks the magic,
+    the major version and the header's length; the rest is the decoder's to check.
+    Raises FrameError."""
+    if len(data) < HEADER_SIZE:
+        raise FrameError(f"packet of {len(data)} bytes is shorter than the "
+                         f"{HEADER_SIZE}-byte header")
+    (magic, major, _minor, header_size, flags, epoch, seq, width, height, _nrects,
+     timestamp_us) = HEADER.unpack_from(data)
+    if magic != MAGIC or major != VERSION_MAJOR:
+        raise FrameError(f"not a version {VERSION_MAJOR} fastfig frame packet")
+    keyframe = bool(flags & FLAG_KEYFRAME)
+    if keyframe:
+        base: int | None = None
+    elif flags & FLAG_BASE:
+        if header_size < HEADER_SIZE_BASE or len(data) < HEADER_SIZE_BASE:
+            raise FrameError("a catch-up delta without its base_seq")
+        (base,) = HEADER_BASE.unpack_from(data, HEADER_SIZE)
+    else:
+        base = (seq - 1) & 0xFFFFFFFF
+    return Peek(epoch, seq, keyframe, base, width, height, timestamp_us)
