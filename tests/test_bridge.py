@@ -108,7 +108,7 @@ class Tab:
 
     def ack(self, packet):
         p = peek(packet)
-        return self.send(type="ack", seq=p.seq, epoch=p.epoch)
+        return self.send(type="credit", n=1, seq=p.seq, epoch=p.epoch, ok=True)
 
 
 async def setup(address=None, width=160, height=120, **bridge_options):

@@ -1,6 +1,6 @@
 """The viewer's websocket (PROTOCOL.md section 3.4): one browser tab watching one figure.
-Frame packets go out unchanged, one binary message each; acknowledgements, input events
-and resync requests come back as small JSON messages, validated here.
+Frame packets go out unchanged, one binary message each; credit for the frames the tab
+has taken, input events and resync requests come back as small JSON messages, validated here.
 """
 
 import json
@@ -10,6 +10,9 @@ import tornado.websocket
 from ..transport import protocol as P
 from .feed import ViewerQueue
 from .handlers import DOWNLOAD_FORMATS, check_request, plain_error
+
+#: Most credit one message may return (a tab holds a handful of frames at most).
+MAX_CREDIT = 1024
 
 
 class ViewerSocket(tornado.websocket.WebSocketHandler):
@@ -75,12 +78,16 @@ class ViewerSocket(tornado.websocket.WebSocketHandler):
             self._bad(f"malformed message: {e}")
             return
         t = msg["type"]
-        if t == "ack":
-            seq, epoch = msg.get("seq"), msg.get("epoch")
-            if type(seq) is not int or type(epoch) is not int:
-                self._bad("ack needs integer seq and epoch")
+        if t == "credit":
+            n, seq, epoch = msg.get("n", 1), msg.get("seq"), msg.get("epoch")
+            if type(n) is not int or not 1 <= n <= MAX_CREDIT:
+                self._bad(f"credit needs an integer n in 1..{MAX_CREDIT}")
                 return
-            self.queue.on_ack(seq & 0xFFFFFFFF, epoch & 0xFFFFFFFF)
+            if type(seq) is not int or type(epoch) is not int:
+                self._bad("credit needs integer seq and epoch")
+                return
+            for _ in range(n):
+                self.queue.on_ack(seq & 0xFFFFFFFF, epoch & 0xFFFFFFFF)
             if msg.get("ok", True):
                 self.bridge.forward_ack(self.feed, seq, epoch)
         elif t == "event":
@@ -90,7 +97,7 @@ class ViewerSocket(tornado.websocket.WebSocketHandler):
                 self._bad(str(e))
                 return
             self.bridge.upstream.send(P.EVENT, figure=self.feed.id, event=event)
-        elif t == "snapshot":
+        elif t == "resync":
             self.queue.resync()
         elif t == "stats":
             self.send_text(json.dumps({"type": "stats", "server": self.bridge.stats(self.feed.id),

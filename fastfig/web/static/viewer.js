@@ -365,12 +365,12 @@ export class FigureViewer {
     this._ack(frame, false);
     if (!this.resyncing) {
       this.resyncing = true;
-      this._send({ type: "snapshot" });
+      this._send({ type: "resync" });
     }
   }
 
   _ack(frame, ok) {
-    const ack = { type: "ack", seq: frame ? frame.seq : 0, epoch: frame ? frame.epoch : 0, ok };
+    const ack = { type: "credit", n: 1, seq: frame ? frame.seq : 0, epoch: frame ? frame.epoch : 0, ok };
     // A hidden tab stops acknowledging, so the bridge stops sending it frames; it catches
     // up with one keyframe when it is shown again.
     if (document.hidden) this.deferredAcks.push(ack);
