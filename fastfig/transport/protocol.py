@@ -301,12 +301,30 @@ def check_request(msg, figures=None):
 
 # -- figure state -----------------------------------------------------------------------
 
+#: Longest title or message carried; longer text is cut (with an ellipsis), not refused.
+MAX_STATE_TEXT = 4096
+
+# Control characters other than newline and tab: none of them has a meaning in a status
+# line, and some (escape sequences) would let a figure repaint a terminal printing it.
+_CONTROL = {c: "\ufffd" for c in (*range(32), 127) if c not in (9, 10)}
+
+
+def _text(value, maxlen):
+    """Figure text as matplotlib makes it, carried whatever it holds: matplotlib's own
+    toolbar message over an image is "x=... y=...\n[value]", so newlines and tabs pass,
+    other control characters become U+FFFD, and overlong text is cut."""
+    value = value.translate(_CONTROL)
+    if len(value) > maxlen:
+        value = value[:maxlen - 1] + "\u2026"
+    return value
+
+
 def check_state(state):
     """Validate figure state fields (title, cursor, message, ...); return a clean dict."""
     out = {}
     for name, value in state.items():
         if name == "title" or name == "message":
-            out[name] = "" if value is None else _string({name: str(value)}, name, 4096)
+            out[name] = "" if value is None else _text(str(value), MAX_STATE_TEXT)
         elif name == "cursor":
             out[name] = _string(state, name, 32, choices=CURSORS)
         elif name == "navigate_mode":
