@@ -10,15 +10,17 @@ Relay fans a server out (PROTOCOL.md section 2).
 from .transport.client import Client, ClientFrame
 from .codec.decoder import FrameDecoder
 from .codec.encoder import FrameEncoder
-from .errors import FrameError, FrameGap
+from .errors import (CloseError, FastfigError, FigureClosed, FrameError, FrameGap,
+                     ProtocolError, ServerError)
 from .codec.packet import Encoding, Frame, Rect
 from .transport.relay import Relay
 from .transport.server import FigureStream, Server
 
 __version__ = "0.1.0"
 
-__all__ = ["Client", "ClientFrame", "Encoding", "FigureStream", "Frame", "FrameDecoder",
-           "FrameEncoder", "FrameError", "FrameGap", "Rect", "Relay", "Server", "__version__"]
+__all__ = ["Client", "ClientFrame", "CloseError", "Encoding", "FastfigError", "FigureClosed",
+           "FigureStream", "Frame", "FrameDecoder", "FrameEncoder", "FrameError", "FrameGap",
+           "ProtocolError", "Rect", "Relay", "Server", "ServerError", "__version__"]
 
 #: Streaming matplotlib figures (fastfig.api): loaded on first use, so that importing
 #: fastfig for the codec or the transport does not import matplotlib.

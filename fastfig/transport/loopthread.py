@@ -36,3 +36,18 @@ def start_loop_thread(name, start, stop, timeout=30):
     thread = threading.Thread(target=main, name=name, daemon=True)
     thread.start()
     return thread, ready.result(timeout=timeout)
+
+
+def call_in_loop(loop, fn, *args, timeout=30, **kwargs):
+    """Run fn(*args, **kwargs) on loop, which runs in another thread, and return its
+    result (or raise its exception) here."""
+    done = concurrent.futures.Future()
+
+    def run():
+        try:
+            done.set_result(fn(*args, **kwargs))
+        except BaseException as e:
+            done.set_exception(e)
+
+    loop.call_soon_threadsafe(run)
+    return done.result(timeout=timeout)

@@ -1,21 +1,25 @@
-"""The transport protocol (PROTOCOL.md section 2): topics, message types, constants, and
-the strict validation every incoming message goes through. Shared by the server, the
-client and the relay so that all three agree on one definition of a valid message.
+"""The transport protocol (PROTOCOL.md section 2): message types, constants, and the
+strict validation every incoming message goes through. Shared by the server, the client,
+the bridge and the relay so that all agree on one definition of a valid message.
 
-A message is a list of ZeroMQ frames: routing (a PUB topic, or a request envelope ending
-in an empty delimiter frame), one JSON header frame {"v": 1, "type": ..., ...}, then zero
-or more binary frames (a frame packet, unmodified).
+A message is a list of ZeroMQ frames: a route (the request envelope, ending in an empty
+delimiter frame), one JSON header frame {"v": 2, "type": ..., ...}, then zero or more
+binary frames (a frame packet, unmodified). Everything for a client travels on its one
+DEALER <-> ROUTER connection: requests, replies and what is pushed to it.
 """
 
 import json
 import math
 import re
 
+from ..errors import ProtocolError
+from .session import DEFAULT_CREDIT, MAX_CREDIT
+
 #: Protocol major version: a peer rejects any other major; minor additions only add
 #: optional fields, which receivers ignore.
-VERSION = 1
+VERSION = 2
 MINOR = 0
-SUPPORTED_VERSIONS = (1,)
+SUPPORTED_VERSIONS = (2,)
 
 #: Largest request or reply-to-server message (ZMQ_MAXMSGSIZE on the server's ROUTER):
 #: requests and events are small JSON objects, so anything bigger is hostile or broken.
@@ -24,8 +28,6 @@ MAX_REQUEST_BYTES = 64 * 1024
 MAX_HEADER_BYTES = 1024 * 1024
 
 FIGURE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
-#: Topic of server-wide announcements (the figure list changed, the server is closing).
-SERVER_TOPIC = b"srv/"
 
 #: Largest canvas side in CSS pixels accepted in events (coordinates may run a little
 #: outside the canvas while a drag continues, so the bound is generous, not the size).
@@ -33,24 +35,25 @@ MAX_COORD = 1 << 20
 MAX_STRING = 1024
 
 # Requests (client -> server, DEALER -> ROUTER) and their replies.
-HELLO = "hello"          # -> welcome
-FIGURES = "figures"      # -> figures (also published on SERVER_TOPIC when it changes)
-SNAPSHOT = "snapshot"    # keyframe request -> snapshot + packet
-ACK = "ack"              # no reply
+HELLO = "hello"          # -> welcome; the client is then sent every figure list change
+FIGURES = "figures"      # -> figures
+JOIN = "join"            # start receiving a figure: -> state (all of it), then frames
+CREDIT = "credit"        # n frames taken: n credits back; no reply
+RESYNC = "resync"        # the consumer lost its chain: its next frame is a keyframe
+LEAVE = "leave"          # stop receiving a figure; no reply
 EVENT = "event"          # no reply unless invalid
 PING = "ping"            # -> pong
-BYE = "bye"              # no reply
-# Replies and publications (server -> client).
+BYE = "bye"              # no reply; the server forgets the client
+# Replies, and messages pushed to a client (server -> client).
 WELCOME = "welcome"
 PONG = "pong"
 ERROR = "error"
-FRAME = "frame"          # published: header + packet
-STATE = "state"          # published: figure state changes
-CLOSE = "close"          # published: the figure is gone
-SYNC = "sync"            # published when a subscription arrives: the figure's newest seq
+FRAME = "frame"          # pushed to a joined consumer with credit: header + packet
+STATE = "state"          # pushed to joined consumers: figure state changes
+CLOSE = "close"          # pushed to joined consumers: the figure is gone
 DOWNLOAD = "download"    # reply to a toolbar download event: header + the file's bytes
 
-REQUEST_TYPES = frozenset({HELLO, FIGURES, SNAPSHOT, ACK, EVENT, PING, BYE})
+REQUEST_TYPES = frozenset({HELLO, FIGURES, JOIN, CREDIT, RESYNC, LEAVE, EVENT, PING, BYE})
 
 EVENT_TYPES = frozenset({
     "motion_notify", "button_press", "button_release", "dblclick", "figure_enter",
@@ -73,14 +76,7 @@ E_MALFORMED = "malformed"
 E_UNKNOWN_TYPE = "unknown_type"
 E_UNKNOWN_FIGURE = "unknown_figure"
 E_INVALID_EVENT = "invalid_event"
-
-
-class ProtocolError(ValueError):
-    """A message that breaks the protocol. ``code`` is the error code sent back."""
-
-    def __init__(self, message, code=E_MALFORMED):
-        super().__init__(message)
-        self.code = code
+E_NOT_JOINED = "not_joined"   # credit/resync/leave for a figure this client did not join
 
 
 class VersionError(ProtocolError):
@@ -88,11 +84,6 @@ class VersionError(ProtocolError):
         super().__init__(f"protocol version {version!r} is not supported; this peer speaks "
                          f"version(s) {', '.join(map(str, SUPPORTED_VERSIONS))}", E_VERSION)
         self.version = version
-
-
-def topic(figure_id):
-    """The PUB topic of a figure. The trailing '/' keeps figure 1 from matching 10."""
-    return b"fig/" + check_figure_id(figure_id).encode("ascii") + b"/"
 
 
 def check_figure_id(figure_id):
@@ -109,8 +100,10 @@ def header(type_, **fields):
     return json.dumps(fields, separators=(",", ":"), allow_nan=False).encode()
 
 
-#: Frames are the hot path: their header never changes (the packet carries seq, epoch).
-FRAME_HEADER = header(FRAME)
+def frame_header(figure_id):
+    """The header of a figure's frame messages: constant per figure (the packet carries
+    seq and epoch), so both ends build it once and compare it byte for byte."""
+    return header(FRAME, figure=figure_id)
 
 
 def _reject_constant(name):
@@ -286,12 +279,17 @@ def check_request(msg, figures=None):
     if t == HELLO:
         return {"accept": check_accept(msg.get("accept")),
                 "client": _string(msg, "client", 128, required=False) or "?"}
-    if t == SNAPSHOT:
-        return {"figure": _figure(msg, figures)}
-    if t == ACK:
+    if t == JOIN:
+        credit = _number(msg, "credit", 1, MAX_CREDIT, required=False, integer=True)
         return {"figure": _figure(msg, figures),
-                "seq": _number(msg, "seq", 0, 0xFFFFFFFF, integer=True),
+                "credit": DEFAULT_CREDIT if credit is None else credit}
+    if t == CREDIT:
+        return {"figure": _figure(msg, figures),
+                "n": _number(msg, "n", 0, 1 << 20, integer=True),
+                "seq": _number(msg, "seq", 0, 0xFFFFFFFF, required=False, integer=True),
                 "epoch": _number(msg, "epoch", 0, 0xFFFFFFFF, required=False, integer=True)}
+    if t in (RESYNC, LEAVE):
+        return {"figure": _figure(msg, figures)}
     if t == EVENT:
         return {"figure": _figure(msg, figures), "event": check_event(msg.get("event"))}
     if t == PING:

@@ -38,6 +38,11 @@ from ..errors import FrameError, FrameGap
 DEFAULT_CREDIT = 4
 #: Largest credit window a consumer may ask for.
 MAX_CREDIT = 64
+#: A consumer holding the newest image creates demand (for a render) while fewer than
+#: this many frames sent to it are untaken. Rendering ahead to fill the whole window would
+#: only make frames that the consumer merges unseen: with 4, a client taking 30 frames/s
+#: drains 4 frames per take and the server renders 120 a second instead of 30.
+DEMAND_IN_FLIGHT = 1
 #: Packets an Outbox remembers. A consumer a few frames behind is brought up by replaying
 #: them when no catch-up delta can be made (a relay's mirror has no encoder).
 RING = 8
@@ -127,8 +132,10 @@ class Consumer:
 
     @property
     def hungry(self) -> bool:
-        """It holds the newest image and could take another: it wants a new frame."""
-        return not self.closed and self.credit > 0 and self.current
+        """It holds the newest image and has taken (nearly) every frame sent: a new
+        frame would be sent and taken at once."""
+        return (not self.closed and self.credit > 0
+                and self.in_flight < DEMAND_IN_FLIGHT and self.current)
 
     def grant(self, n: int = 1, seq: Optional[int] = None, epoch: Optional[int] = None) -> None:
         """n frames were taken: n credits back (never more than the window). seq/epoch:
@@ -264,8 +271,9 @@ class Outbox:
 
     @property
     def demand(self) -> bool:
-        """Some consumer holds the newest image and has spare credit: a new frame would
-        be sent at once. A render loop renders only then."""
+        """Some consumer holds the newest image, has spare credit and has taken what it
+        was sent (DEMAND_IN_FLIGHT): a new frame would be sent and taken at once. A
+        render loop renders only then."""
         return any(c.hungry for c in self.consumers)
 
     def pump(self) -> None:
@@ -274,10 +282,8 @@ class Outbox:
             self._pump(consumer)
 
     def _pump(self, consumer: Consumer) -> None:
-        was_hungry = False
         while not consumer.closed and consumer.credit > 0:
             if consumer.current:
-                was_hungry = True
                 break
             packet = self._next_for(consumer.base)
             if packet is None:
@@ -291,7 +297,7 @@ class Outbox:
                 consumer.keyframes_sent += 1
             elif packet.head.base_seq != ((packet.head.seq - 1) & 0xFFFFFFFF):
                 consumer.catch_ups_sent += 1
-        if was_hungry and self.on_demand is not None:
+        if consumer.hungry and self.on_demand is not None:
             self.on_demand()
 
     def _next_for(self, base: Optional[Image]) -> Optional[Packet]:
@@ -387,6 +393,7 @@ class Inbox:
         self.held: Optional[Image] = None      # the image the receiver holds
         self.resyncing = False                 # a resync is outstanding
         self.joined = False
+        self.last: Optional[Peek] = None       # header of the last packet applied
         self._untaken = 0      # received, not yet taken (auto_credit False)
         self._taken = 0        # taken, credit not yet returned
         self.stats = InboxStats()
@@ -443,6 +450,7 @@ class Inbox:
             self.resync()
             return False
         self.held = (head.epoch, head.seq)
+        self.last = head
         self.resyncing = False
         st.applied += 1
         st.keyframes += head.keyframe
