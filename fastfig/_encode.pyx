@@ -174,7 +174,7 @@ def damage(const uint8_t[:, :, ::1] cur not None, const uint8_t[:, :, ::1] prev 
     cdef int64_t ncx = (W + cell - 1) // cell, ncy = (H + cell - 1) // cell
     if out.shape[0] < ncx * ncy or out.shape[1] != 4:
         raise ValueError("out must have shape (at least one row per cell, 4)")
-    cdef int64_t k, i, n, total
+    cdef int64_t k, i, n
     for k in range(regions.shape[0]):
         if (regions[k, 0] < 0 or regions[k, 1] < 0 or regions[k, 2] < 0 or regions[k, 3] < 0
                 or regions[k, 0] + <int64_t>regions[k, 2] > W
@@ -186,7 +186,6 @@ def damage(const uint8_t[:, :, ::1] cur not None, const uint8_t[:, :, ::1] prev 
     if cells == NULL:
         raise MemoryError()
     cdef Box *rects = cells + ncx * ncy
-    cdef Box bound
     with nogil:
         for i in range(ncx * ncy):
             # An empty cell has x0 beyond any column and x1 == 0.
@@ -198,23 +197,92 @@ def damage(const uint8_t[:, :, ::1] cur not None, const uint8_t[:, :, ::1] prev 
             if regions[k, 2] > 0 and regions[k, 3] > 0:
                 scan_box(cur, prev, regions[k, 0], regions[k, 1], regions[k, 2],
                          regions[k, 3], cell, ncx, cells)
-        n = merge_cells(cells, ncx, ncy, cell, rect_cost, rects)
-        if n > 1:
-            total = 0
-            bound = rects[0]
-            for i in range(n):
-                total += box_area(rects[i]) + rect_cost
-                bound = box_union(bound, rects[i])
-            if box_area(bound) + rect_cost <= total:
-                rects[0] = bound
-                n = 1
-        for i in range(n):
-            out[i, 0] = <int32_t>rects[i].x0
-            out[i, 1] = <int32_t>rects[i].y0
-            out[i, 2] = <int32_t>(rects[i].x1 - rects[i].x0)
-            out[i, 3] = <int32_t>(rects[i].y1 - rects[i].y0)
+        n = merge_and_write(cells, ncx, ncy, cell, rect_cost, rects, out)
     free(cells)
     return n
+
+
+cdef int64_t merge_and_write(Box *cells, int64_t ncx, int64_t ncy, int64_t cell,
+                             int64_t rect_cost, Box *rects, int32_t[:, ::1] out) noexcept nogil:
+    """Merge the cells' tight boxes (merge_cells), take one bounding rectangle instead
+    when that is cheaper, and write x, y, w, h rows to out; returns their count."""
+    cdef int64_t i, total, n = merge_cells(cells, ncx, ncy, cell, rect_cost, rects)
+    cdef Box bound
+    if n > 1:
+        total = 0
+        bound = rects[0]
+        for i in range(n):
+            total += box_area(rects[i]) + rect_cost
+            bound = box_union(bound, rects[i])
+        if box_area(bound) + rect_cost <= total:
+            rects[0] = bound
+            n = 1
+    for i in range(n):
+        out[i, 0] = <int32_t>rects[i].x0
+        out[i, 1] = <int32_t>rects[i].y0
+        out[i, 2] = <int32_t>(rects[i].x1 - rects[i].x0)
+        out[i, 3] = <int32_t>(rects[i].y1 - rects[i].y0)
+    return n
+
+
+def damage_union(const int32_t[:, ::1] rects not None, Py_ssize_t n, int width, int height,
+                 int cell, int64_t rect_cost, int32_t[:, ::1] out not None):
+    """The damage of several frames as one, for a catch-up delta.
+
+    rects[:n]: rectangles x, y, w, h inside a width x height frame (the damage of each
+    frame, in any order, overlapping). Each is cut on the grid of ``cell`` pixels, every
+    cell it touches grows to the tight box of what covers it, and the cells are merged
+    as in damage(), so that a pixel changed by several frames is sent once. Writes x, y,
+    w, h rows into ``out`` (capacity: one row per cell) and returns their count.
+    """
+    if cell < 1 or width < 1 or height < 1:
+        raise ValueError("cell and the frame size must be positive")
+    if n > rects.shape[0] or rects.shape[1] != 4:
+        raise ValueError("rects must have shape (at least n, 4)")
+    cdef int64_t ncx = (width + cell - 1) // cell, ncy = (height + cell - 1) // cell
+    if out.shape[0] < ncx * ncy or out.shape[1] != 4:
+        raise ValueError("out must have shape (at least one row per cell, 4)")
+    cdef Py_ssize_t k
+    for k in range(n):
+        if (rects[k, 0] < 0 or rects[k, 1] < 0 or rects[k, 2] < 1 or rects[k, 3] < 1
+                or rects[k, 0] + <int64_t>rects[k, 2] > width
+                or rects[k, 1] + <int64_t>rects[k, 3] > height):
+            raise ValueError("rectangle outside the frame")
+    cdef Box *cells = <Box *>malloc(ncx * ncy * 2 * sizeof(Box))
+    if cells == NULL:
+        raise MemoryError()
+    cdef Box *merged = cells + ncx * ncy
+    cdef int64_t i, cx, cy, x0, y0, x1, y1, result
+    cdef Box *c
+    with nogil:
+        for i in range(ncx * ncy):
+            cells[i].x0 = width
+            cells[i].y0 = height
+            cells[i].x1 = 0
+            cells[i].y1 = 0
+        for k in range(n):
+            for cy in range(rects[k, 1] // cell, (rects[k, 1] + rects[k, 3] - 1) // cell + 1):
+                y0 = cy * cell if cy * cell > rects[k, 1] else rects[k, 1]
+                y1 = (cy + 1) * cell
+                if y1 > rects[k, 1] + rects[k, 3]:
+                    y1 = rects[k, 1] + rects[k, 3]
+                for cx in range(rects[k, 0] // cell, (rects[k, 0] + rects[k, 2] - 1) // cell + 1):
+                    x0 = cx * cell if cx * cell > rects[k, 0] else rects[k, 0]
+                    x1 = (cx + 1) * cell
+                    if x1 > rects[k, 0] + rects[k, 2]:
+                        x1 = rects[k, 0] + rects[k, 2]
+                    c = &cells[cy * ncx + cx]
+                    if c.x0 > x0:
+                        c.x0 = x0
+                    if c.y0 > y0:
+                        c.y0 = y0
+                    if c.x1 < x1:
+                        c.x1 = x1
+                    if c.y1 < y1:
+                        c.y1 = y1
+        result = merge_and_write(cells, ncx, ncy, cell, rect_cost, merged, out)
+    free(cells)
+    return result
 
 
 def copy_rects(const uint8_t[:, :, ::1] src not None, uint8_t[:, :, ::1] dst not None,

@@ -6,9 +6,14 @@ copy of the previous image (what every client now holds) is updated inside those
 rectangles only. Buffers are allocated when the size changes, never per frame.
 """
 
+from __future__ import annotations
+
+import collections
 import time
+from typing import Any, Iterable, Sequence, Union
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .. import _encode
 from . import deflate, png
@@ -31,8 +36,16 @@ RLE_MAX_RATIO = 0.03
 PNG_PROBE_PIXELS = 65536
 PNG_PROBE_MARGIN = 1.15
 
+#: How many recent deltas' damage the encoder remembers for catch_up(): a consumer up to
+#: this many frames behind gets the union of their damage instead of a keyframe.
+CATCH_UP_HISTORY = 64
 
-def as_rgba(rgba, width=None, height=None):
+Image = NDArray[np.uint8]
+#: A box (x, y, w, h) or several, in pixels from the top left.
+Hint = Union[Sequence[int], Sequence[Sequence[int]], NDArray[Any]]
+
+
+def as_rgba(rgba: Any, width: int | None = None, height: int | None = None) -> Image:
     """A C-contiguous (H, W, 4) uint8 view of rgba, without copying where possible.
 
     rgba is a numpy array, ``canvas.buffer_rgba()`` or any buffer; a flat buffer needs
@@ -54,7 +67,7 @@ def as_rgba(rgba, width=None, height=None):
     return arr
 
 
-def _check_size(width, height):
+def _check_size(width: int, height: int) -> None:
     if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
         raise ValueError(f"frame size {width}x{height} outside 1..{MAX_SIDE}")
 
@@ -76,13 +89,15 @@ class FrameEncoder:
     the first frame, a size change or keyframe()).
     """
 
-    def __init__(self, width, height, encoding="auto", *, accept=None, cell=64,
-                 rect_cost=4096, level=1, png_filter="none", png_max_ratio=1.0,
-                 rle_max_ratio=None, keyframe_interval=0,
-                 epoch=0):
+    def __init__(self, width: int, height: int, encoding: Union[str, Encoding] = "auto", *,
+                 accept: Iterable[Union[str, int, Encoding]] | None = None, cell: int = 64,
+                 rect_cost: int = 4096, level: int = 1, png_filter: str = "none",
+                 png_max_ratio: float = 1.0, rle_max_ratio: float | None = None,
+                 keyframe_interval: int = 0, epoch: int = 0) -> None:
         _check_size(width, height)
         self.accept = frozenset(ALL_ENCODINGS if accept is None
                                 else (Encoding.parse(e) for e in accept))
+        self.encoding: Encoding | None
         if encoding == "auto":
             self.encoding = None
             if not self.accept - {Encoding.FILL}:
@@ -112,24 +127,31 @@ class FrameEncoder:
         self.keyframe_interval = int(keyframe_interval)
         self.epoch = int(epoch) & 0xFFFFFFFF
         self.seq = 0
-        self._prev = None
+        self._prev: Image | None = None
+        self._prev_view: Image | None = None
         self._since_keyframe = 0
+        # The damage of the latest deltas, oldest first: (seq, rects) with rects an (n, 4)
+        # array. _history_floor is the oldest seq a catch-up can start from: the last
+        # keyframe's, or the seq before the oldest remembered delta.
+        self._history: collections.deque[tuple[int, NDArray[np.int32]]] = \
+            collections.deque(maxlen=CATCH_UP_HISTORY)
+        self._history_floor = 0
         self._allocate(width, height)
 
     @property
-    def width(self):
+    def width(self) -> int:
         return self._width
 
     @property
-    def height(self):
+    def height(self) -> int:
         return self._height
 
     @property
-    def image(self):
+    def image(self) -> Image | None:
         """What clients hold after the last frame (read-only), or None before the first."""
         return None if self._prev is None else self._prev_view
 
-    def _allocate(self, width, height):
+    def _allocate(self, width: int, height: int) -> None:
         self._width, self._height = width, height
         ncells = -(-width // self.cell) * -(-height // self.cell)
         self._rects = np.empty((ncells, 4), np.int32)
@@ -140,7 +162,7 @@ class FrameEncoder:
 
     # -- public API -----------------------------------------------------------------
 
-    def encode(self, rgba, hint=None):
+    def encode(self, rgba: Any, hint: Hint | None = None) -> Frame:
         """The frame that brings clients from the previous image to rgba.
 
         hint: an optional box (x, y, w, h) or sequence of boxes, in pixels from the top
@@ -161,9 +183,12 @@ class FrameEncoder:
         _encode.copy_rects(img, self._prev, self._rects, n)
         self.seq = (self.seq + 1) & 0xFFFFFFFF
         self._since_keyframe += 1
+        if len(self._history) == CATCH_UP_HISTORY:
+            self._history_floor = self._history[0][0]
+        self._history.append((self.seq, self._rects[:n].copy()))
         return Frame(self.seq, self.epoch, False, w, h, rects, _now_us())
 
-    def keyframe(self, rgba):
+    def keyframe(self, rgba: Any) -> Frame:
         """A keyframe of rgba, starting a new chain of deltas. A new size also starts a
         new epoch."""
         img = as_rgba(rgba, self._width, self._height)
@@ -180,23 +205,51 @@ class FrameEncoder:
         np.copyto(self._prev, img)
         self.seq = (self.seq + 1) & 0xFFFFFFFF
         self._since_keyframe = 0
+        # The damage before a keyframe says nothing about what it changed.
+        self._history.clear()
+        self._history_floor = self.seq
         return self._keyframe_of(self._prev, self.seq)
 
-    def snapshot(self):
+    def snapshot(self) -> Frame:
         """A keyframe of what clients hold now, with the current sequence number, for a
         client joining late: the deltas that follow apply to it. Changes no state."""
         if self._prev is None:
             raise RuntimeError("no frame has been encoded yet")
         return self._keyframe_of(self._prev, self.seq)
 
+    def catch_up(self, base_seq: int, epoch: int | None = None) -> Frame | None:
+        """A catch-up delta (PROTOCOL.md 1.4) from the image ``base_seq`` to what clients
+        hold now: the union of the damage of frames base_seq+1 .. seq, taken from the
+        current image and numbered seq, for a consumer that missed those frames. None
+        when that image is not among the last CATCH_UP_HISTORY frames since the last
+        keyframe, or belongs to another epoch than ``epoch`` (when given): then the
+        caller sends a snapshot(). Changes no state and caches nothing; like snapshot(),
+        it reads the encoder's buffers, so it must not run while encode() does."""
+        if self._prev is None or (epoch is not None and epoch & 0xFFFFFFFF != self.epoch):
+            return None
+        base_seq &= 0xFFFFFFFF
+        behind = (self.seq - base_seq) & 0xFFFFFFFF
+        if behind > (self.seq - self._history_floor) & 0xFFFFFFFF:
+            return None
+        w, h = self._width, self._height
+        rects: tuple[Rect, ...] = ()
+        if behind:
+            damage = [r for _, r in list(self._history)[len(self._history) - behind:]]
+            union = np.concatenate(damage) if len(damage) > 1 else damage[0]
+            n = _encode.damage_union(np.ascontiguousarray(union), len(union), w, h,
+                                     self.cell, self.rect_cost, self._rects)
+            img = self._prev
+            rects = tuple(self._encode_rect(img, *map(int, self._rects[i])) for i in range(n))
+        return Frame(self.seq, self.epoch, False, w, h, rects, _now_us(), base_seq=base_seq)
+
     # -- policy ---------------------------------------------------------------------
 
-    def _keyframe_of(self, img, seq):
+    def _keyframe_of(self, img: Image, seq: int) -> Frame:
         h, w = img.shape[:2]
         return Frame(seq, self.epoch, True, w, h, (self._encode_rect(img, 0, 0, w, h),),
                      _now_us())
 
-    def _hint_regions(self, hint):
+    def _hint_regions(self, hint: Hint) -> NDArray[np.int32]:
         boxes = np.asarray(hint, dtype=np.int64).reshape(-1, 4)
         x0 = np.clip(boxes[:, 0], 0, self._width)
         y0 = np.clip(boxes[:, 1], 0, self._height)
@@ -206,7 +259,7 @@ class FrameEncoder:
             np.stack([x0, y0, np.maximum(x1 - x0, 0), np.maximum(y1 - y0, 0)], axis=1),
             dtype=np.int32)
 
-    def _encode_rect(self, img, x, y, w, h):
+    def _encode_rect(self, img: Image, x: int, y: int, w: int, h: int) -> Rect:
         accept = self.accept
         if self.encoding is not None:
             return Rect(x, y, w, h, self.encoding, self._encode_as(self.encoding, img, x, y, w, h))
@@ -240,7 +293,7 @@ class FrameEncoder:
             return Rect(x, y, w, h, Encoding.RLE, self._encode_as(Encoding.RLE, img, x, y, w, h))
         return Rect(x, y, w, h, Encoding.RLE, rle)
 
-    def _png_hopeless(self, img, x, y, w, h):
+    def _png_hopeless(self, img: Image, x: int, y: int, w: int, h: int) -> bool:
         """True when a sample of the rectangle says its PNG would not be worth sending."""
         band = h // 32
         sampled = packed = 0
@@ -251,7 +304,7 @@ class FrameEncoder:
             sampled += n
         return packed > sampled * self.png_max_ratio * PNG_PROBE_MARGIN
 
-    def _encode_as(self, enc, img, x, y, w, h):
+    def _encode_as(self, enc: Encoding, img: Image, x: int, y: int, w: int, h: int) -> bytes:
         if enc == Encoding.PNG:
             return png.encode(img, x, y, w, h, self._scratch, level=self.level,
                               filter=self.png_filter)
@@ -263,5 +316,5 @@ class FrameEncoder:
         return out[:n].tobytes()
 
 
-def _now_us():
+def _now_us() -> int:
     return time.time_ns() // 1000

@@ -1,11 +1,16 @@
 """The frame packet: the bytes one frame occupies on the wire (PROTOCOL.md, "Frame
 packet"). Packing and parsing only; what goes in a rectangle is the encoder's business.
 
-All integers are little-endian. A packet is a 40-byte header, a table of 24-byte rectangle
-entries, then the payloads in table order, each padded with zeros to a multiple of 4 bytes
-so that every payload starts 4-byte aligned (a browser can view an RLE payload as a
-Uint32Array without copying).
+All integers are little-endian. A packet is a 40-byte header (44 for a catch-up delta,
+which appends its base_seq), a table of 24-byte rectangle entries, then the payloads in
+table order, each padded with zeros to a multiple of 4 bytes so that every payload starts
+4-byte aligned (a browser can view an RLE payload as a Uint32Array without copying).
+
+The constants below are the wire format's numbers, declared here once; the viewer's
+fastfig/web/static/packet.js repeats them and tests/test_packet_js.py holds the two equal.
 """
+
+from __future__ import annotations
 
 import enum
 import struct
@@ -16,20 +21,26 @@ from ..errors import FrameError
 
 MAGIC = b"FFIG"
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+#: The newest minor version this module reads and writes. Keyframes and ordinary deltas
+#: are still written as 1.0 (their bytes did not change); only a catch-up delta, which a
+#: 1.0 reader must not take for an ordinary one, is written as 1.1.
+VERSION_MINOR = 1
 #: Largest canvas side; keeps every pixel count below 2**31 (RLE counts are 31-bit).
 MAX_SIDE = 32768
 
 HEADER = struct.Struct("<4sBBHIIIIIIQ")
-RECT = struct.Struct("<IIIIB3xI")
-assert HEADER.size == 40 and RECT.size == 24
-
-FLAG_KEYFRAME = 1
-#: A catch-up delta (version 1.1): it applies to the image base_seq (header offset 40).
-FLAG_BASE = 2
-HEADER_SIZE = HEADER.size
+#: What version 1.1 appends to the header of a catch-up delta: base_seq.
 HEADER_BASE = struct.Struct("<I")
-HEADER_SIZE_BASE = HEADER_SIZE + HEADER_BASE.size
+RECT = struct.Struct("<IIIIB3xI")
+HEADER_SIZE = HEADER.size
+HEADER_SIZE_BASE = HEADER.size + HEADER_BASE.size
+RECT_SIZE = RECT.size
+assert HEADER_SIZE == 40 and HEADER_SIZE_BASE == 44 and RECT_SIZE == 24
+
+#: Header flag bits.
+FLAG_KEYFRAME = 1
+#: A catch-up delta: it applies to the image base_seq (header offset 40), not seq - 1.
+FLAG_BASE = 2
 
 
 class Encoding(enum.IntEnum):
@@ -41,7 +52,7 @@ class Encoding(enum.IntEnum):
     PNG = 3   # a complete 8-bit RGBA PNG file of w x h pixels
 
     @classmethod
-    def parse(cls, name):
+    def parse(cls, name: Union["Encoding", int, str]) -> "Encoding":
         """An Encoding from itself, its value or its lower-case name ("png")."""
         if isinstance(name, cls):
             return name
@@ -66,7 +77,8 @@ class Rect:
     w: int
     h: int
     encoding: Encoding
-    payload: bytes = field(repr=False)
+    #: bytes when encoded; a memoryview into the packet when parsed
+    payload: Union[bytes, memoryview] = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,50 +88,62 @@ class Frame:
     A keyframe replaces the whole image (pixels its rectangles do not cover become
     transparent black); a delta changes only its rectangles of the image with sequence
     number ``seq - 1``. A delta with no rectangles carries the current ``seq`` and means
-    "nothing changed"."""
+    "nothing changed". A catch-up delta (``base_seq`` not None) applies to the image
+    ``base_seq`` of its epoch instead of ``seq - 1``; it carries every change since."""
 
     seq: int
     epoch: int
     keyframe: bool
     width: int
     height: int
-    rects: tuple
+    rects: tuple[Rect, ...]
     timestamp_us: int = 0
+    base_seq: int | None = None
 
     @property
-    def empty(self):
+    def empty(self) -> bool:
         return not self.rects
 
-    def __bytes__(self):
+    def __bytes__(self) -> bytes:
         return pack(self)
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
         """Length of the wire packet."""
-        return (HEADER.size + RECT.size * len(self.rects)
+        return (_header_size(self) + RECT.size * len(self.rects)
                 + sum(_padded(len(r.payload)) for r in self.rects))
 
-    def encodings(self):
+    def encodings(self) -> dict[str, int]:
         """How many rectangles use each encoding, by lower-case name."""
-        counts = {}
+        counts: dict[str, int] = {}
         for r in self.rects:
             counts[r.encoding.name.lower()] = counts.get(r.encoding.name.lower(), 0) + 1
         return counts
 
 
-def _padded(n):
+def _padded(n: int) -> int:
     return (n + 3) & ~3
+
+
+def _header_size(frame: Frame) -> int:
+    return HEADER_SIZE if frame.base_seq is None else HEADER_SIZE_BASE
 
 
 _PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")
 
 
-def pack(frame):
-    """The wire packet of a frame."""
-    parts = [HEADER.pack(MAGIC, VERSION_MAJOR, VERSION_MINOR, HEADER.size,
-                         FLAG_KEYFRAME if frame.keyframe else 0,
+def pack(frame: Frame) -> bytes:
+    """The wire packet of a frame: version 1.0 unless it is a catch-up delta (1.1)."""
+    if frame.base_seq is None:
+        minor, flags, tail = 0, FLAG_KEYFRAME if frame.keyframe else 0, b""
+    elif frame.keyframe:
+        raise ValueError("a keyframe has no base: it applies to any image")
+    else:
+        minor, flags, tail = 1, FLAG_BASE, HEADER_BASE.pack(frame.base_seq & 0xFFFFFFFF)
+    parts = [HEADER.pack(MAGIC, VERSION_MAJOR, minor, _header_size(frame), flags,
                          frame.epoch & 0xFFFFFFFF, frame.seq & 0xFFFFFFFF,
-                         frame.width, frame.height, len(frame.rects), frame.timestamp_us)]
+                         frame.width, frame.height, len(frame.rects), frame.timestamp_us),
+             tail]
     parts.extend(RECT.pack(r.x, r.y, r.w, r.h, r.encoding, len(r.payload)) for r in frame.rects)
     for r in frame.rects:
         parts.append(r.payload)
@@ -127,7 +151,7 @@ def pack(frame):
     return b"".join(parts)
 
 
-def _fixed_length(enc, w, h):
+def _fixed_length(enc: Encoding, w: int, h: int) -> int | None:
     """The payload length an encoding must have, or None where it varies."""
     if enc == Encoding.RAW:
         return w * h * 4
@@ -136,7 +160,7 @@ def _fixed_length(enc, w, h):
     return None
 
 
-def parse(packet):
+def parse(packet: Union[bytes, bytearray, memoryview]) -> Frame:
     """Parse and check the structure of a packet: header, version, sizes, rectangles
     inside the canvas, payload lengths. Payload contents (RLE words, PNG streams) are
     checked by the decoder. Raises FrameError; returns a Frame whose payloads are
@@ -156,6 +180,14 @@ def parse(packet):
         raise FrameError(f"bad header size {header_size}")
     if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
         raise FrameError(f"canvas size {width}x{height} outside 1..{MAX_SIDE}")
+    base_seq = None
+    if flags & FLAG_BASE:
+        if flags & FLAG_KEYFRAME:
+            raise FrameError("a keyframe with a base (flags keyframe and base both set)")
+        if header_size < HEADER_SIZE_BASE:
+            raise FrameError(f"a catch-up delta needs a header of at least "
+                             f"{HEADER_SIZE_BASE} bytes, not {header_size}")
+        (base_seq,) = HEADER_BASE.unpack_from(buf, HEADER_SIZE)
     table_end = header_size + RECT.size * nrects
     if table_end > len(buf):
         raise FrameError(f"{nrects} rectangles do not fit in a {len(buf)}-byte packet")
@@ -182,7 +214,8 @@ def parse(packet):
     if offset != len(buf):
         raise FrameError(f"{len(buf) - offset} unexpected bytes after the last payload")
     return Frame(seq=seq, epoch=epoch, keyframe=bool(flags & FLAG_KEYFRAME),
-                 width=width, height=height, rects=tuple(rects), timestamp_us=timestamp_us)
+                 width=width, height=height, rects=tuple(rects), timestamp_us=timestamp_us,
+                 base_seq=base_seq)
 
 
 class Peek(NamedTuple):
