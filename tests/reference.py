@@ -120,6 +120,16 @@ def damage(cur, prev, regions, cell, rect_cost):
     return [(x0, y0, x1 - x0, y1 - y0) for x0, y0, x1, y1 in rects]
 
 
+def damage_union(rects, width, height, cell, rect_cost):
+    """The kernel's damage_union: the damage() of a change that touches exactly the
+    pixels of the given rectangles (x, y, w, h)."""
+    prev = np.zeros((height, width, 4), np.uint8)
+    cur = prev.copy()
+    for x, y, w, h in rects:
+        cur[y:y + h, x:x + w, 3] = 1
+    return damage(cur, prev, [(0, 0, width, height)], cell, rect_cost)
+
+
 # -- FILL -----------------------------------------------------------------------------------
 
 def solid_color(img, x, y, w, h):
