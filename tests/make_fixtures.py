@@ -10,9 +10,12 @@ The stream is one FrameEncoder fed small synthetic images (37x23, then 29x31), c
 that its packets exercise every encoding: a PNG keyframe, then deltas carried by FILL, RLE,
 PNG and RAW, transparent pixels (alpha 0 with arbitrary colour, and partial alpha), two
 rectangles in one frame, an unchanged frame, a size change (keyframe, new epoch), a delta
-after it and a snapshot. For each packet NAME there is NAME.bin (the packet) and NAME.npy
-(the image after it, which is also the encoder's input). manifest.json lists them in stream
-order with the encodings each uses and the deflate library that made the PNG payloads.
+after it and a snapshot; then (version 1.1) two more deltas whose damage overlaps and a
+catch-up delta from the snapshot's image over both. For each packet NAME there is NAME.bin
+(the packet) and NAME.npy (the image after it, which is also the encoder's input).
+manifest.json lists them in stream order with the encodings each uses, for a catch-up
+delta the packet whose image it applies to ("base"; every other packet applies to the
+image of the one before it), and the deflate library that made the PNG payloads.
 
 Images are arithmetic patterns, not random draws, so they do not depend on numpy's
 generators; the test re-encodes from the committed .npy files anyway.
@@ -94,16 +97,43 @@ def images():
     img[30, 0] = (1, 1, 1, 1)
     yield "08_delta_after_resize", {"fill"}, img
 
+    # (09_snapshot here: an action, not an image.) Two deltas painting overlapping boxes,
+    # for the catch-up delta over both that follows them.
+    img = img.copy()
+    img[2:12, 3:20] = (40, 50, 60, 255)
+    yield "10_delta", {"fill"}, img
+
+    img = img.copy()
+    img[6:16, 10:26] = (0, 0, 0, 0)
+    img[6:16:3, 10:26] = (70, 80, 90, 100)
+    yield "11_delta", {"rle"}, img
+
+
+#: Packets that are actions on the encoder, not encodings of an image: the name of the
+#: image packet each follows.
+ACTIONS = {"09_snapshot": "08_delta_after_resize", "12_catch_up": "11_delta"}
+#: The packet whose image a catch-up delta applies to.
+BASES = {"12_catch_up": "09_snapshot"}
+
 
 def encode_stream(frames):
     """The packets of the fixture stream for frames, a list of (name, image) in order,
-    then its snapshot: a list of (name, Frame). The caller makes the clock fixed."""
+    with the ACTIONS in their places: a list of (name, Frame). The caller makes the clock
+    fixed."""
     from fastfig import FrameEncoder
 
     first = frames[0][1]
     enc = FrameEncoder(first.shape[1], first.shape[0], **SETTINGS)
-    out = [(name, enc.encode(img)) for name, img in frames]
-    out.append(("09_snapshot", enc.snapshot()))
+    out = []
+    seqs = {}
+    for name, img in frames:
+        out.append((name, enc.encode(img)))
+        seqs[name] = enc.seq
+        if ACTIONS.get("09_snapshot") == name:
+            out.append(("09_snapshot", enc.snapshot()))
+            seqs["09_snapshot"] = enc.seq
+        if ACTIONS.get("12_catch_up") == name:
+            out.append(("12_catch_up", enc.catch_up(seqs[BASES["12_catch_up"]])))
     return out
 
 
@@ -116,19 +146,22 @@ def main():
         old.unlink()
     frames = list(images())
     expected = {name: set(encs) for name, encs, _ in frames}
+    result = {name: img for name, _, img in frames}
+    result.update((action, result[after]) for action, after in ACTIONS.items())
     packets = encode_stream([(name, img) for name, _, img in frames])
-    last = frames[-1][2]
     manifest = {"deflate": {"backend": deflate.BACKEND, "version": _deflate_version()},
                 "timestamp_us": TIMESTAMP_US, "settings": SETTINGS, "packets": []}
-    for (name, frame), img in zip(packets, [img for _, _, img in frames] + [last]):
+    for name, frame in packets:
         encodings = set(frame.encodings())
         if name in expected and encodings != expected[name]:
             sys.exit(f"{name}: the encoder chose {sorted(encodings)}, the fixture is meant "
                      f"to exercise {sorted(expected[name])}; adjust its image")
         (FIXTURES / f"{name}.bin").write_bytes(bytes(frame))
-        np.save(FIXTURES / f"{name}.npy", np.ascontiguousarray(img))
-        manifest["packets"].append({"name": name, "keyframe": frame.keyframe,
-                                    "encodings": frame.encodings()})
+        np.save(FIXTURES / f"{name}.npy", np.ascontiguousarray(result[name]))
+        entry = {"name": name, "keyframe": frame.keyframe, "encodings": frame.encodings()}
+        if name in BASES:
+            entry["base"] = BASES[name]
+        manifest["packets"].append(entry)
     (FIXTURES / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     total = sum(p.stat().st_size for p in FIXTURES.iterdir())
     print(f"wrote {len(packets)} packets to {FIXTURES} ({total} bytes in all)")

@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 
 import make_fixtures
-from fastfig import Encoding, FrameDecoder
+from fastfig import Encoding, FrameDecoder, FrameGap
 from fastfig.codec import deflate, encoder, png
 from fastfig.codec.packet import parse
 
 FIXTURES = pathlib.Path(__file__).with_name("fixtures")
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
 NAMES = [p["name"] for p in MANIFEST["packets"]]
+#: Catch-up deltas (version 1.1): name -> the packet whose image each applies to.
+BASES = {p["name"]: p["base"] for p in MANIFEST["packets"] if "base" in p}
 
 
 def packet(name):
@@ -37,6 +39,11 @@ def test_the_fixtures_exercise_the_format():
     frames = [parse(packet(n)) for n in NAMES]
     assert {e for f in frames for e in f.encodings()} == {"fill", "rle", "png", "raw"}
     assert frames[0].keyframe and any(f.empty for f in frames)
+    assert BASES == make_fixtures.BASES
+    assert [n for n, f in zip(NAMES, frames) if f.base_seq is not None] == list(BASES)
+    for name, base in BASES.items():
+        assert parse(packet(name)).base_seq == parse(packet(base)).seq
+        assert parse(packet(name)).seq != parse(packet(base)).seq + 1     # a real catch-up
     assert any(len(f.rects) > 1 for f in frames)
     sizes = {(f.width, f.height) for f in frames}
     assert len(sizes) == 2 and len({f.epoch for f in frames}) == 2
@@ -50,19 +57,31 @@ def test_the_fixtures_exercise_the_format():
 def test_the_fixtures_decode_in_order_to_the_committed_images():
     dec = FrameDecoder()
     for name in NAMES:
+        if name in BASES:
+            # Applies to its base's image: a decoder that followed the stream is past it.
+            with pytest.raises(FrameGap):
+                dec.decode(packet(name))
+            continue
         out = dec.decode(packet(name))
         expected = image(name)
         assert out.shape == expected.shape and out.tobytes() == expected.tobytes(), name
 
 
+def test_a_catch_up_fixture_applies_to_the_image_of_its_base():
+    for name, base in BASES.items():
+        dec = FrameDecoder()
+        assert dec.decode(packet(base)).tobytes() == image(base).tobytes()
+        assert dec.decode(packet(name)).tobytes() == image(name).tobytes()
+
+
 def test_the_snapshot_fixture_decodes_alone():
-    assert FrameDecoder().decode(packet(NAMES[-1])).tobytes() == image(NAMES[-1]).tobytes()
+    assert FrameDecoder().decode(packet("09_snapshot")).tobytes() == image("09_snapshot").tobytes()
 
 
 def reencoded(monkeypatch):
     monkeypatch.setattr(encoder, "_now_us", lambda: MANIFEST["timestamp_us"])
     # The inputs are the committed images: the snapshot is an action, not a frame.
-    frames = [(name, image(name)) for name in NAMES if name != "09_snapshot"]
+    frames = [(name, image(name)) for name in NAMES if name not in make_fixtures.ACTIONS]
     return dict((name, bytes(frame)) for name, frame in make_fixtures.encode_stream(frames))
 
 
@@ -84,7 +103,8 @@ def canonical(data):
             assert reason is None
             payload = (tuple(kinds), payload[8:33], bytes(scanlines))
         rects.append((r.x, r.y, r.w, r.h, r.encoding, payload))
-    return data[:40], rects
+    (header_size,) = struct.unpack_from("<H", data, 6)
+    return data[:header_size], rects
 
 
 def test_the_encoder_still_makes_the_same_frames(monkeypatch):
@@ -105,5 +125,6 @@ def test_the_encoder_still_makes_the_same_bytes(monkeypatch):
 
 
 def test_the_generator_still_makes_the_committed_images():
-    for (name, _, img), committed in zip(make_fixtures.images(), NAMES):
+    made = [n for n in NAMES if n not in make_fixtures.ACTIONS]
+    for (name, _, img), committed in zip(make_fixtures.images(), made, strict=True):
         assert name == committed and img.tobytes() == image(name).tobytes()
