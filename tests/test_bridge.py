@@ -13,8 +13,9 @@ import tornado.websocket
 
 from fastfig import FrameDecoder, Server
 from fastfig.transport import protocol as P
+from fastfig.codec.packet import peek
+from fastfig.transport.session import DEFAULT_CREDIT
 from fastfig.web.bridge import Bridge
-from fastfig.web.feed import peek
 from fastfig.transport.security import InsecureAddress
 from transport_helpers import frame_index, make_frame
 
@@ -106,7 +107,8 @@ class Tab:
     def send(self, **msg):
         return self.conn.write_message(json.dumps(msg))
 
-    def ack(self, packet):
+    def take(self, packet):
+        """The tab took (applied) one packet: one credit back."""
         p = peek(packet)
         return self.send(type="credit", n=1, seq=p.seq, epoch=p.epoch, ok=True)
 
@@ -207,14 +209,14 @@ def test_packets_are_relayed_byte_for_byte():
             assert peek(first).keyframe
             decoder = FrameDecoder()
             decoder.decode(first)
-            await tab.ack(first)
+            await tab.take(first)
             for i in range(1, 30):
                 frame = s.stream.publish(make_frame(i, 160, 120))
                 packet = await tab.packet()
                 assert packet == bytes(frame)      # unchanged, one message per frame
                 decoder.decode(packet)
                 assert frame_index(decoder.image) == i
-                await tab.ack(packet)
+                await tab.take(packet)
             state = await tab.message("state")
             assert state["state"]["title"] == "one"
         finally:
@@ -224,22 +226,22 @@ def test_packets_are_relayed_byte_for_byte():
 
 def test_flow_control_per_tab():
     async def main():
-        s = await setup(max_in_flight=2)
+        s = await setup()
         try:
             stalled, live = await s.ws(), await s.ws()
             for tab in (stalled, live):
-                await tab.ack(await tab.packet())
+                await tab.take(await tab.packet())
             for i in range(1, 40):
                 s.stream.publish(make_frame(i, 160, 120))
                 packet = await live.packet()
                 assert frame_index_of(packet, live) == i
-                await live.ack(packet)
-            # The stalled tab got two frames and nothing since.
+                await live.take(packet)
+            # The stalled tab got a window of frames and nothing since.
             await stalled.drain(0.2)
-            assert len(stalled.packets) == 1 + 2
-            # It acknowledges: it catches up with one keyframe of the latest image.
+            assert len(stalled.packets) == 1 + DEFAULT_CREDIT
+            # It takes them: it catches up with one keyframe of the latest image.
             for p in stalled.packets[1:]:
-                await stalled.ack(p)
+                await stalled.take(p)
             packet = await stalled.packet()
             assert peek(packet).keyframe
             decoder = FrameDecoder()
@@ -323,7 +325,7 @@ def test_server_restart_is_survived():
         try:
             tab = await s.ws()
             first = await tab.packet()
-            await tab.ack(first)
+            await tab.take(first)
             s.server.close()
             await tab.message("status")      # the bridge notices the silence
             server = Server(address)

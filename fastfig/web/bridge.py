@@ -2,19 +2,20 @@
 
 A tornado application on the asyncio loop it is started on. It serves the viewer page and
 its JavaScript modules and, per figure, a binary websocket: frame packets go to the
-browser unchanged (one websocket message per frame), acknowledgements and input events
-come back. Towards the server the bridge is an ordinary ZeroMQ client (PROTOCOL.md section 2)
+browser unchanged (one websocket message per frame), credit for the frames taken and
+input events come back. Towards the server the bridge is an ordinary ZeroMQ client (PROTOCOL.md section 2)
 connected to its control endpoint, whether the server runs in the same process (``fastfig
 demo``, ``fastfig serve``, plt.show() under the fastfig backend: same loop, loopback or ipc
 sockets) or in another one: one code path, and a bridge can front any server.
 
-One subscription per figure serves every tab watching it; each tab has its own flow
-control (fastfig/web/feed.py), so a slow tab skips to the latest image and never slows the
-figure or the other tabs.
+One session per figure serves every tab watching it (a Mirror, transport/mirror.py); each
+tab is a consumer with its own credit (transport/session.py), so a slow tab skips to the
+latest image and never slows the figure or the other tabs, and the server renders only as
+fast as the fastest tab takes frames.
 
 This module is the Bridge and its lifecycle, and what it knows per figure; the pieces:
 
-- upstream.py: the ZeroMQ side (requests, frames and state from the server);
+- upstream.py: the ZeroMQ side (requests; frames, state and figure lists from the server);
 - handlers.py: the HTTP side and the security checks (token, Host, Origin);
 - socket.py: one tab's websocket.
 """
@@ -23,7 +24,6 @@ import asyncio
 import json
 import logging
 import secrets
-import time
 import urllib.parse
 
 import tornado.httpserver
@@ -33,7 +33,7 @@ import tornado.web
 from ..transport import protocol as P
 from ..transport import security
 from ..transport.loopthread import start_loop_thread
-from .feed import MAX_IN_FLIGHT, FigureFeed
+from ..transport.session import DEFAULT_CREDIT
 from .handlers import DOWNLOAD_FORMATS, LOOPBACK_HOSTS, check_request, routes
 from .socket import ViewerSocket
 from .upstream import Upstream
@@ -44,14 +44,13 @@ log = logging.getLogger("fastfig.bridge")
 MAX_MESSAGE = 64 * 1024
 
 
-
 class Bridge:
     """Serve the browser viewer for the fastfig server whose control endpoint is
     ``address`` (or a Server / ServerThread, whose address is taken).
 
     host, port: where to listen (default 127.0.0.1 and a free port). token: the secret
     every request must carry (default: a fresh random one; "" disables the check, for
-    tests on a trusted machine only). max_in_flight: frames a tab may have unacknowledged.
+    tests on a trusted machine only). credit: frames a tab may hold untaken (its window).
     curve: a security.CurveClient when the server encrypts. The toolbar's download button
     asks the figure's owner (the fastfig backend saves with savefig in any format).
 
@@ -61,7 +60,7 @@ class Bridge:
     """
 
     def __init__(self, address, *, host="127.0.0.1", port=0, token=None,
-                 max_in_flight=MAX_IN_FLIGHT, curve=None,
+                 credit=DEFAULT_CREDIT, curve=None,
                  allow_remote=False, title="fastfig"):
         server = None
         if not isinstance(address, str):
@@ -72,14 +71,13 @@ class Bridge:
         self.host = host
         self.port = port
         self.token = secrets.token_urlsafe(24) if token is None else token
-        self.max_in_flight = max_in_flight
+        self.credit = credit
         self.curve = curve
         self.title = title
         if not allow_remote and host not in LOOPBACK_HOSTS:
             raise security.InsecureAddress(
                 f"refusing to serve the viewer on {host!r}: anyone on the network could "
                 "reach it. Use 127.0.0.1 (and an SSH tunnel), or allow_remote=True.")
-        self.feeds = {}
         self.sockets = set()
         self.upstream = None
         self._http = None
@@ -209,52 +207,35 @@ class Bridge:
     def figure_info(self, figure_id):
         return next((f for f in self.figure_list() if f["id"] == figure_id), None)
 
-    def feed(self, figure_id):
-        feed = self.feeds.get(figure_id)
-        if feed is None:
-            feed = self.feeds[figure_id] = FigureFeed(figure_id)
-            feed.asked_at = 0.0
+    def watch(self, figure_id):
+        """The Mirror a new tab of figure_id is served from."""
+        return self.upstream.mirror(figure_id)
 
-            def request_snapshot(feed=feed):
-                feed.asked_at = time.monotonic()
-                if self.upstream is not None:
-                    self.upstream.send(P.SNAPSHOT, figure=feed.id)
-            feed.request_snapshot = request_snapshot
-            feed.last_ack = None
-        self.upstream.subscribe(figure_id)
-        return feed
-
-    def viewer_closed(self, feed):
-        if not feed.viewers and self.upstream is not None:
-            self.upstream.unsubscribe(feed.id)
-            # Forget what it held: a later tab starts from a fresh snapshot anyway.
-            self.feeds.pop(feed.id, None)
+    def viewer_closed(self, mirror):
+        if not mirror.consumers and self.upstream is not None:
+            self.upstream.unwatch(mirror.id)
 
     def figures_changed(self):
-        known = {f["id"] for f in self.upstream.figures}
-        for feed in list(self.feeds.values()):
-            if feed.id in known and feed.viewers and feed.epoch is None:
-                feed.pump()   # the figure a tab waits for has appeared
         message = json.dumps({"type": "figures", "figures": self.figure_list()})
         for sock in list(self.sockets):
             sock.send_text(message)
 
-    def update_state(self, feed, state):
+    def update_state(self, mirror, state):
         try:
             state = P.check_state(state)
         except P.ProtocolError as e:
-            log.warning("bridge: bad state for %s: %s", feed.id, e)
+            log.warning("bridge: bad state for %s: %s", mirror.id, e)
             return
-        feed.state.update(state)
-        message = json.dumps({"type": "state", "state": state})
-        for sock in list(self.sockets):
-            if sock.feed is feed:
-                sock.send_text(message)
+        mirror.state.update(state)
+        self._tell_viewers(mirror, {"type": "state", "state": state})
 
-    def figure_closed(self, feed):
-        message = json.dumps({"type": "close", "figure": feed.id})
+    def figure_closed(self, mirror):
+        self._tell_viewers(mirror, {"type": "close", "figure": mirror.id})
+
+    def _tell_viewers(self, mirror, msg):
+        message = json.dumps(msg)
         for sock in list(self.sockets):
-            if sock.feed is feed:
+            if sock.mirror is mirror:
                 sock.send_text(message)
 
     def broadcast_status(self):
@@ -262,17 +243,6 @@ class Bridge:
         message = json.dumps({"type": "status", "server": connected})
         for sock in list(self.sockets):
             sock.send_text(message)
-
-    def forward_ack(self, feed, seq, epoch):
-        """Tell the server the newest frame any tab has painted: its render loop paces
-        itself on the fastest frontend, never on the slowest."""
-        if epoch != feed.epoch:
-            return
-        last = feed.last_ack
-        if last is not None and last[0] == epoch and not P.seq_newer(seq, last[1]):
-            return
-        feed.last_ack = (epoch, seq)
-        self.upstream.send(P.ACK, figure=feed.id, seq=seq, epoch=epoch)
 
     def stats(self, figure_id):
         """Server-side numbers for the stats panel, when the server is in this process."""

@@ -1,6 +1,8 @@
-"""The viewer's websocket (PROTOCOL.md section 3.4): one browser tab watching one figure.
+"""The viewer's websocket (PROTOCOL.md section 3.4): one browser tab watching one figure,
+a Consumer of the figure's Mirror (transport/mirror.py) with a credit window of its own.
 Frame packets go out unchanged, one binary message each; credit for the frames the tab
-has taken, input events and resync requests come back as small JSON messages, validated here.
+has taken, resync requests and input events come back as small JSON messages, validated
+here.
 """
 
 import json
@@ -8,20 +10,17 @@ import json
 import tornado.websocket
 
 from ..transport import protocol as P
-from .feed import ViewerQueue
+from ..transport.session import MAX_CREDIT
 from .handlers import DOWNLOAD_FORMATS, check_request, plain_error
-
-#: Most credit one message may return (a tab holds a handful of frames at most).
-MAX_CREDIT = 1024
 
 
 class ViewerSocket(tornado.websocket.WebSocketHandler):
-    """One tab watching one figure: packets out, acknowledgements and events in."""
+    """One tab watching one figure: packets out; credit, resync and events in."""
 
     def initialize(self, bridge):
         self.bridge = bridge
-        self.feed = None
-        self.queue = None
+        self.mirror = None
+        self.consumer = None
         self.bad_messages = 0
 
     def prepare(self):
@@ -39,17 +38,18 @@ class ViewerSocket(tornado.websocket.WebSocketHandler):
 
     def open(self, figure_id):
         bridge = self.bridge
-        self.feed = bridge.feed(figure_id)
-        self.queue = ViewerQueue(self.feed, self._send_packet, bridge.max_in_flight)
+        self.mirror = bridge.watch(figure_id)
         bridge.sockets.add(self)
         upstream = bridge.upstream
         self.send_text(json.dumps({
             "type": "welcome", "v": P.VERSION, "figure": figure_id,
-            "info": bridge.figure_info(figure_id), "state": self.feed.state,
-            "max_in_flight": bridge.max_in_flight,
-            "server": bool(upstream and upstream.connected),
+            "info": bridge.figure_info(figure_id), "state": self.mirror.state,
+            "credit": bridge.credit, "server": bool(upstream and upstream.connected),
             "downloads": list(DOWNLOAD_FORMATS)}))
-        self.feed.attach(self.queue)
+        # Its first packet is a keyframe: at once if the mirror has one of the newest
+        # image, else once upstream sent one (the figure joined now if it was not).
+        self.consumer = self.mirror.attach(self._send_packet, bridge.credit)
+        upstream.sync_joins()
 
     def _send_packet(self, data):
         self._write(data, True)
@@ -80,29 +80,29 @@ class ViewerSocket(tornado.websocket.WebSocketHandler):
         t = msg["type"]
         if t == "credit":
             n, seq, epoch = msg.get("n", 1), msg.get("seq"), msg.get("epoch")
-            if type(n) is not int or not 1 <= n <= MAX_CREDIT:
-                self._bad(f"credit needs an integer n in 1..{MAX_CREDIT}")
+            if type(n) is not int or not 0 <= n <= MAX_CREDIT:
+                self._bad(f"credit needs an integer n in 0..{MAX_CREDIT}")
                 return
-            if type(seq) is not int or type(epoch) is not int:
-                self._bad("credit needs integer seq and epoch")
+            if any(v is not None and type(v) is not int for v in (seq, epoch)):
+                self._bad("credit's seq and epoch must be integers")
                 return
-            for _ in range(n):
-                self.queue.on_ack(seq & 0xFFFFFFFF, epoch & 0xFFFFFFFF)
-            if msg.get("ok", True):
-                self.bridge.forward_ack(self.feed, seq, epoch)
+            self.consumer.grant(n, None if seq is None else seq & 0xFFFFFFFF,
+                                None if epoch is None else epoch & 0xFFFFFFFF)
         elif t == "event":
             try:
                 event = P.check_event(msg.get("event"))
             except P.ProtocolError as e:
                 self._bad(str(e))
                 return
-            self.bridge.upstream.send(P.EVENT, figure=self.feed.id, event=event)
+            self.bridge.upstream.send(P.EVENT, figure=self.mirror.id, event=event)
         elif t == "resync":
-            self.queue.resync()
+            self.consumer.resync()
         elif t == "stats":
-            self.send_text(json.dumps({"type": "stats", "server": self.bridge.stats(self.feed.id),
-                                       "tab": {"sent": self.queue.sent,
-                                               "keyframes": self.queue.keyframes_sent}}))
+            c = self.consumer
+            self.send_text(json.dumps({"type": "stats",
+                                       "server": self.bridge.stats(self.mirror.id),
+                                       "tab": {"sent": c.sent, "keyframes": c.keyframes_sent,
+                                               "catch_ups": c.catch_ups_sent}}))
         else:
             self._bad(f"unknown message type {t!r}")
 
@@ -114,9 +114,9 @@ class ViewerSocket(tornado.websocket.WebSocketHandler):
 
     def on_close(self):
         self.bridge.sockets.discard(self)
-        if self.queue is not None:
-            self.queue.close()
-            self.bridge.viewer_closed(self.feed)
+        if self.consumer is not None:
+            self.consumer.close()
+            self.bridge.viewer_closed(self.mirror)
 
 
 def _retrieve(fut):

@@ -1,10 +1,13 @@
 """The bridge's ZeroMQ side (PROTOCOL.md section 3.1): the bridge is an ordinary client of
-a fastfig server, one DEALER to its control endpoint for requests and one SUB to its frame
-endpoint for frames and state, shared by every figure and every tab.
+a fastfig server (section 2), one DEALER to its control endpoint shared by every figure
+and every tab. Per figure a tab watches, one Mirror (transport/mirror.py): an Inbox that
+joins the figure upstream with credit, feeding a local Outbox whose consumers are the
+tabs. Credit flows end to end: the server sends the bridge a figure's frames only as fast
+as its fastest tab takes them.
 
 It survives server restarts: a silent server is greeted again, and a new server id means
-every figure starts over from a snapshot. What arrives is handed to the bridge's per-figure
-feeds (fastfig/web/feed.py); nothing here knows about browsers.
+every figure starts over from a keyframe. Nothing here knows about browsers; the Bridge
+is told what changed (figures, state, close, status).
 """
 
 import asyncio
@@ -14,9 +17,9 @@ import time
 import zmq
 import zmq.asyncio
 
-from ..errors import FrameError
 from ..transport import protocol as P
 from ..transport import security
+from ..transport.mirror import Mirror
 
 log = logging.getLogger("fastfig.bridge")
 
@@ -26,21 +29,19 @@ DEAD_AFTER = 3.0
 
 
 class Upstream:
-    """The bridge's ZeroMQ side: one DEALER for requests, one SUB for frames and state,
-    shared by every figure. Survives server restarts: a silent server is greeted again,
-    and a new server id means every figure starts over from a snapshot."""
+    """The bridge's connection to the server: requests, replies, and the frames, state and
+    figure lists pushed to it."""
 
     def __init__(self, bridge, address, curve=None):
         self.bridge = bridge
         self.address = address
         self.curve = curve
         self.server_id = None
-        self.pub_address = None
         self.figures = []           # figure infos, as the server lists them
-        self.topics = set()         # figure ids subscribed to
+        self.mirrors = {}           # figure id -> Mirror, while some tab watches it
+        self._by_header = {}        # a figure's constant frame header -> its Mirror
         self.connected = False
         self._ctx = zmq.asyncio.Context()
-        self._sub = None
         self._tasks = []
         self._last_heard = 0.0
         self._last_hello = 0.0
@@ -76,13 +77,14 @@ class Upstream:
     def close(self):
         for task in self._tasks:
             task.cancel()
+        if self.connected:
+            self.send(P.BYE)
         try:
             self._dealer.disable_monitor()
         except zmq.ZMQError:
             pass
-        for sock in (self._monitor, self._dealer, self._sub):
-            if sock is not None:
-                sock.close(linger=0)
+        for sock in (self._monitor, self._dealer):
+            sock.close(linger=0)
         self._ctx.term()
 
     # -- requests ---------------------------------------------------------------------
@@ -116,156 +118,139 @@ class Upstream:
         self._downloads.setdefault((figure_id, fmt), []).append(fut)
         return fut
 
-    def subscribe(self, figure_id):
-        if figure_id not in self.topics:
-            self.topics.add(figure_id)
-            if self._sub is not None:
-                self._sub.setsockopt(zmq.SUBSCRIBE, P.topic(figure_id))
+    # -- figures watched ----------------------------------------------------------------
 
-    def unsubscribe(self, figure_id):
-        if figure_id in self.topics:
-            self.topics.discard(figure_id)
-            if self._sub is not None:
-                self._sub.setsockopt(zmq.UNSUBSCRIBE, P.topic(figure_id))
+    def mirror(self, figure_id):
+        """The Mirror of a figure a tab is about to watch (joined upstream as soon as the
+        server lists the figure)."""
+        mirror = self.mirrors.get(figure_id)
+        if mirror is None:
+            mirror = self.mirrors[figure_id] = Mirror(figure_id, self.send)
+            self._by_header[P.frame_header(figure_id)] = mirror
+        return mirror
 
-    # -- replies ----------------------------------------------------------------------
+    def unwatch(self, figure_id):
+        """No tab watches the figure any more: leave it upstream and forget it (a later
+        tab starts from a fresh keyframe anyway)."""
+        mirror = self.mirrors.pop(figure_id, None)
+        if mirror is not None:
+            self._by_header.pop(P.frame_header(figure_id), None)
+            if mirror.joined:
+                mirror.leave(tell=self.connected)
+
+    def sync_joins(self):
+        """Join every watched figure the server lists and is not joined (the figure
+        appeared, a tab opened, the server was greeted again)."""
+        if not self.connected:
+            return
+        listed = {f["id"] for f in self.figures}
+        for mirror in self.mirrors.values():
+            if mirror.consumers and mirror.id in listed and not mirror.joined:
+                mirror.join()
+
+    # -- what the server sends ------------------------------------------------------------
 
     async def _read_dealer(self):
+        dealer = self._dealer
         while True:
             try:
-                frames = await self._dealer.recv_multipart()
-            except asyncio.CancelledError:
-                raise
-            except zmq.ZMQError:
-                return
-            try:
-                self._on_reply(frames)
-            except Exception:
-                log.exception("bridge: bad reply from the server")
-
-    def _on_reply(self, frames):
-        self._last_heard = time.monotonic()
-        _, body = P.split_envelope(frames)
-        if not body:
-            return
-        msg = P.parse_header(body[0])
-        t = msg["type"]
-        if t == P.WELCOME:
-            self._on_welcome(msg)
-        elif t == P.PONG:
-            if msg.get("server_id") != self.server_id:
-                self._hello()   # another server answers at this address
-        elif t == P.FIGURES:
-            self._set_figures(msg.get("figures"))
-        elif t == P.SNAPSHOT:
-            feed = self.bridge.feeds.get(msg.get("figure"))
-            if feed is None:
-                return
-            if isinstance(msg.get("state"), dict):
-                self.bridge.update_state(feed, msg["state"])
-            try:
-                feed.on_snapshot(body[1] if len(body) > 1 else None)
-            except FrameError as e:
-                log.warning("bridge: bad snapshot for %s: %s", feed.id, e)
-        elif t == P.DOWNLOAD:
-            waiting = self._downloads.get((msg.get("figure"), msg.get("format")), [])
-            while waiting:
-                fut = waiting.pop(0)
-                if not fut.done():
-                    fut.set_result((body[1] if len(body) > 1 else b"", msg.get("mime")))
-                    break
-        elif t == P.ERROR:
-            if msg.get("code") == P.E_UNKNOWN_FIGURE:
-                # A snapshot asked for a figure that is not (yet) there: ask again when
-                # the figure list names it.
-                for feed in self.bridge.feeds.values():
-                    feed.snapshot_pending = False
-            else:
-                log.warning("bridge: server error: %s", msg.get("message"))
-
-    def _on_welcome(self, msg):
-        pub = msg.get("pub")
-        if not isinstance(pub, str):
-            return
-        pub = security.reachable_endpoint(pub, self.address)
-        restarted = self.server_id is not None and msg.get("server_id") != self.server_id
-        self.server_id = msg.get("server_id")
-        self.connected = True
-        if pub != self.pub_address or self._sub is None:
-            self.pub_address = pub
-            self._connect_sub()
-        self._set_figures(msg.get("figures"))
-        self._welcomed.set()
-        if restarted:
-            log.info("bridge: the server at %s restarted", self.address)
-            for feed in self.bridge.feeds.values():
-                feed.on_restart()
-        self.bridge.broadcast_status()
-
-    def _connect_sub(self):
-        if self._sub is not None:
-            self._sub.close(linger=0)
-        sub = self._ctx.socket(zmq.SUB)
-        security.tune(sub, hwm=8)
-        if self.curve is not None:
-            self.curve.apply(sub)
-        sub.setsockopt(zmq.SUBSCRIBE, P.SERVER_TOPIC)
-        for figure_id in self.topics:
-            sub.setsockopt(zmq.SUBSCRIBE, P.topic(figure_id))
-        sub.connect(self.pub_address)
-        self._sub = sub
-        self._tasks.append(asyncio.ensure_future(self._read_sub(sub)))
-
-    def _set_figures(self, figures):
-        if not isinstance(figures, list):
-            return
-        self.figures = [f for f in figures if isinstance(f, dict) and isinstance(f.get("id"), str)]
-        self.bridge.figures_changed()
-
-    # -- publications -----------------------------------------------------------------
-
-    async def _read_sub(self, sub):
-        while sub is self._sub:
-            try:
-                frames = await sub.recv_multipart()
+                frames = await dealer.recv_multipart(copy=False)
             except asyncio.CancelledError:
                 raise
             except zmq.ZMQError:
                 return
             self._last_heard = time.monotonic()
             try:
-                self._on_publication(frames)
+                self._on_message(frames)
             except Exception:
-                log.exception("bridge: bad publication from the server")
+                log.exception("bridge: bad message from the server")
 
-    def _on_publication(self, frames):
-        if len(frames) < 2:
+    def _on_message(self, frames):
+        # [b"", header, binary...]: the hot path first, a frame by its constant header.
+        if len(frames) == 3 and len(frames[0]) == 0:
+            mirror = self._by_header.get(frames[1].bytes)
+            if mirror is not None:
+                if mirror.joined:
+                    # bytes: tornado writes nothing else (and the ring keeps it anyway)
+                    mirror.receive(frames[2].bytes)
+                return
+        frames = [f.bytes for f in frames]
+        _, body = P.split_envelope(frames)
+        if not body:
             return
-        topic, head = frames[0], frames[1]
-        if head == P.FRAME_HEADER and len(frames) == 3:
-            feed = self.bridge.feeds.get(_topic_figure(topic))
-            if feed is not None:
-                try:
-                    feed.on_frame(frames[2])
-                except FrameError as e:
-                    log.warning("bridge: bad frame for %s: %s", feed.id, e)
+        msg = P.parse_header(body[0])
+        handler = self._handlers.get(msg["type"])
+        if handler is not None:
+            handler(self, msg, body[1:])
+
+    def _on_welcome(self, msg, binary):
+        restarted = self.server_id is not None and msg.get("server_id") != self.server_id
+        self.server_id = msg.get("server_id")
+        self.connected = True
+        self._welcomed.set()
+        if restarted:
+            log.info("bridge: the server at %s restarted", self.address)
+        for mirror in self.mirrors.values():
+            # A welcome follows a reconnection: the server may have forgotten our joins
+            # (or, restarted, everything): join again, starting from a keyframe.
+            if restarted:
+                mirror.restart()
+            else:
+                mirror.leave(tell=False)
+        self._set_figures(msg.get("figures"))
+        self.bridge.broadcast_status()
+
+    def _on_pong(self, msg, binary):
+        if msg.get("server_id") != self.server_id:
+            self._hello()   # another server answers at this address
+
+    def _on_figures(self, msg, binary):
+        self._set_figures(msg.get("figures"))
+
+    def _set_figures(self, figures):
+        if not isinstance(figures, list):
             return
-        msg = P.parse_header(head)
-        if topic == P.SERVER_TOPIC:
-            if msg["type"] == P.FIGURES:
-                self._set_figures(msg.get("figures"))
-            return
-        feed = self.bridge.feeds.get(_topic_figure(topic))
-        if feed is None:
-            return
-        if msg["type"] == P.STATE and isinstance(msg.get("state"), dict):
-            self.bridge.update_state(feed, msg["state"])
-        elif msg["type"] == P.SYNC:
-            epoch, seq = msg.get("epoch"), msg.get("seq")
-            if isinstance(epoch, int) and isinstance(seq, int):
-                feed.on_sync(epoch, seq)
-        elif msg["type"] == P.CLOSE:
-            self.bridge.figure_closed(feed)
+        self.figures = [f for f in figures if isinstance(f, dict) and isinstance(f.get("id"), str)]
+        listed = {f["id"] for f in self.figures}
+        for mirror in self.mirrors.values():
+            if mirror.joined and mirror.id not in listed:
+                mirror.close()    # gone: joined again if a figure of that id comes back
+        self.sync_joins()
+        self.bridge.figures_changed()
+
+    def _on_state(self, msg, binary):
+        mirror = self.mirrors.get(msg.get("figure"))
+        if mirror is not None and isinstance(msg.get("state"), dict):
+            self.bridge.update_state(mirror, msg["state"])
+
+    def _on_close(self, msg, binary):
+        mirror = self.mirrors.get(msg.get("figure"))
+        if mirror is not None:
+            mirror.close()
+            self.bridge.figure_closed(mirror)
+
+    def _on_download(self, msg, binary):
+        waiting = self._downloads.get((msg.get("figure"), msg.get("format")), [])
+        while waiting:
+            fut = waiting.pop(0)
+            if not fut.done():
+                fut.set_result((binary[0] if binary else b"", msg.get("mime")))
+                break
+
+    def _on_error(self, msg, binary):
+        code = msg.get("code")
+        if code == P.E_NOT_JOINED:
+            # The server forgot this bridge (silent too long): greet it and join again.
+            self._hello()
+        elif code == P.E_UNKNOWN_FIGURE:
+            # A join raced the figure's closing: joined again when it is listed.
+            self.send(P.FIGURES)
+        else:
+            log.warning("bridge: server error: %s", msg.get("message"))
+
+    _handlers = {P.WELCOME: _on_welcome, P.PONG: _on_pong, P.FIGURES: _on_figures,
+                 P.STATE: _on_state, P.CLOSE: _on_close, P.DOWNLOAD: _on_download,
+                 P.ERROR: _on_error}
 
     # -- liveness ---------------------------------------------------------------------
 
@@ -281,8 +266,11 @@ class Upstream:
             if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self._hello()      # a new server answers with another id: a restart
             elif event["event"] == zmq.EVENT_DISCONNECTED and self.connected:
-                self.connected = False
-                self.bridge.broadcast_status()
+                self._lost()
+
+    def _lost(self):
+        self.connected = False
+        self.bridge.broadcast_status()
 
     async def _keepalive(self):
         while True:
@@ -290,31 +278,11 @@ class Upstream:
             now = time.monotonic()
             if now - self._last_heard > DEAD_AFTER:
                 if self.connected:
-                    self.connected = False
-                    self.bridge.broadcast_status()
+                    self._lost()
                 if now - self._last_hello > PING_INTERVAL:
                     self._hello()
             else:
                 self.send(P.PING, t=time.time())
-            for feed in list(self.bridge.feeds.values()):
-                if not feed.viewers or now - feed.asked_at < 0.5:
-                    continue
-                if feed.snapshot_pending:
-                    # Lost with a dead server, or the figure did not exist yet: ask again.
-                    feed.snapshot_pending = False
-                    feed.pump()
-                elif feed.epoch is None:
-                    # "Nothing published yet" and its first keyframe may have gone out
-                    # before this bridge subscribed: ask until there is an image.
-                    feed.want_snapshot()
-
-
-def _topic_figure(topic):
-    # b"fig/<id>/" -> "<id>"
-    topic = bytes(topic)
-    if topic.startswith(b"fig/") and topic.endswith(b"/"):
-        return topic[4:-1].decode("ascii", "replace")
-    return None
 
 
 def _retrieve(fut):
