@@ -14,11 +14,7 @@ from .backend import FigureCanvasFastfig
 def configure(address=None, **server_options):
     """Where to serve (as Server's address: "tcp", "ipc", "tcp://127.0.0.1:5555", ...),
     before the first figure is served."""
-    rt = runtime.get()
-    if rt.server is not None:
-        raise RuntimeError(f"fastfig already serves at {rt.server.address}")
-    rt.address = address
-    rt.server_options = dict(server_options)
+    runtime.configure(address=address, server_options=server_options)
 
 
 def get_server():

@@ -15,7 +15,7 @@ import logging
 import weakref
 
 import numpy as np
-from matplotlib import _api, backend_bases
+from matplotlib import _api, backend_bases, is_interactive
 from matplotlib.backend_bases import FigureManagerBase, TimerBase, _Backend
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -92,13 +92,30 @@ class TimerAsyncio(TimerBase):
             self._arm(generation)
 
 
+class _Framework(str):
+    """The event loop fastfig's figures need: asyncio. Declaring it makes matplotlib and
+    IPython integrate it (``%matplotlib fastfig`` turns on IPython's asyncio event loop
+    integration, under which the prompt runs on the loop that serves the figures).
+    pyplot refuses a backend whose framework differs from the one running ("headless" on
+    a machine without a display, "qt" while a Qt application runs); asyncio needs no
+    display and runs beside any of them, so this name never differs from the running one."""
+
+    __hash__ = str.__hash__
+
+    def __ne__(self, other):
+        return False if isinstance(other, str) else NotImplemented
+
+
+FRAMEWORK = _Framework("asyncio")
+
+
 class FigureCanvasFastfig(FigureCanvasAgg):
     """An Agg canvas whose frames stream to fastfig frontends."""
 
     manager_class = _api.classproperty(lambda cls: FigureManagerFastfig)
     _timer_cls = TimerAsyncio
     supports_blit = True
-    required_interactive_framework = None
+    required_interactive_framework = FRAMEWORK
 
     #: Target frame rate of figures on this canvas class (None: as fast as frontends take).
     fps = None
@@ -123,7 +140,10 @@ class FigureCanvasFastfig(FigureCanvasAgg):
         Returns the FigureStream."""
         rt = runtime.get()
         rt.ensure_server()
-        return rt.call(self._serve, id, title, fps)
+        stream = rt.call(self._serve, id, title, fps)
+        if rt.mode in ("prompt", "thread"):
+            rt.announce_once()   # at a prompt the figure is live from now on
+        return stream
 
     def _serve(self, id, title, fps):
         if fps is not None:
@@ -145,14 +165,14 @@ class FigureCanvasFastfig(FigureCanvasAgg):
             FigureManagerFastfig(self, int(stream.id) if stream.id.isdigit() else 0)
         self._state["title"] = stream.state["title"]
         self._stream = stream
-        self._frames = FrameLoop(stream, self.draw, self._image, loop=rt.loop, fps=self.fps)
+        fps = self.fps if self.fps is not None else rt.fps
+        self._frames = FrameLoop(stream, self.draw, self._image, loop=rt.loop, fps=fps)
         stream.on_event(self._on_event)
         if self._state:
             stream.set_state(**self._state)
         self._frames.damaged(None)
         self._frames.publish_now()
-        if self not in rt.canvases:
-            rt.canvases.append(self)
+        rt.figure_served(self)
         return stream
 
     def stop_serving(self):
@@ -170,10 +190,7 @@ class FigureCanvasFastfig(FigureCanvasAgg):
             frames.close()
         if stream is not None:
             stream.close()
-        rt = runtime.get()
-        if self in rt.canvases:
-            rt.canvases.remove(self)
-            rt.figure_closed()
+        runtime.get().figure_closed(self)
 
     def _image(self):
         return np.asarray(self.get_renderer().buffer_rgba())
@@ -291,6 +308,15 @@ class FigureManagerFastfig(FigureManagerBase):
 
     _toolbar2_class = NavigationToolbarFastfig
 
+    def __init__(self, canvas, num):
+        super().__init__(canvas, num)
+        # At an interactive prompt a new pyplot figure shows at once, as a window would.
+        if is_interactive():
+            rt = runtime.get()
+            rt.ensure_loop()
+            if rt.mode in ("prompt", "thread"):
+                self.show()
+
     def show(self):
         self.canvas.serve(id=str(self.num), title=self.get_window_title())
 
@@ -309,22 +335,10 @@ class FigureManagerFastfig(FigureManagerBase):
 
     @classmethod
     def start_main_loop(cls):
-        rt = runtime.get()
-        if rt.announce and rt.server is not None and rt.can_block():
-            n = len(rt.canvases)
-            if callable(rt.announce):
-                rt.announce(n, rt.server.address)
-            else:
-                bridge = rt.ensure_bridge()
-                print(f"fastfig: serving {n} figure{'s' if n != 1 else ''} at "
-                      f"{rt.server.address} (Ctrl-C to stop); open them in a browser at:",
-                      flush=True)
-                print(bridge.url, flush=True)
-        try:
-            rt.run()
-        except KeyboardInterrupt:
-            if rt.keep_serving:
-                raise
+        """A blocking plt.show(): serve until every figure is closed (the viewer's
+        close, the 'q' key, plt.close), as a desktop backend's show() returns once its
+        windows are closed; Ctrl-C raises KeyboardInterrupt, SIGTERM SystemExit(0)."""
+        runtime.get().run(until_closed=True)
 
 
 @_Backend.export

@@ -8,40 +8,80 @@ Where that loop runs depends on the session, decided once, at first use:
 - "script": no loop runs and the session is not interactive: fastfig owns a loop in this
   thread, which runs while ``plt.show()`` blocks, during ``plt.pause`` and
   ``canvas.start_event_loop``/``flush_events``. Timers started earlier fire once it runs.
-- "thread": an interactive prompt without a loop (python -i, IPython's terminal):
-  fastfig runs its loop in a daemon thread, where served figures are drawn; calls from
-  the prompt's thread are handed over to it.
+- "prompt": IPython's terminal with its asyncio event loop integration, which the backend
+  asks for (``%matplotlib fastfig``, or ``matplotlib.use("fastfig")`` then pyplot in
+  IPython): the loop is IPython's own, which runs while the prompt waits for input, as
+  Qt's loop does under ``%matplotlib qt``. A cell's code and the figures' drawing never
+  overlap; ``plt.pause`` and a blocking ``plt.show()`` run the loop in this thread.
+- "thread": an interactive prompt without such integration (``python -i``, IPython's
+  ``--simple-prompt``): fastfig runs its loop in a daemon thread, where served figures are
+  drawn; calls from the prompt's thread are handed over to it.
+
+Configure it with ``configure(...)`` (``fastfig.configure`` for users) before the first
+figure is served.
 """
 
 import asyncio
 import atexit
-import concurrent.futures
 import os
 import signal
 import sys
 import threading
+import time
 
-from ..transport.server import Server, call_in_loop
+from ..transport.loopthread import call_in_loop, start_loop_thread
+from ..transport.server import Server
 
 #: Environment variable naming the address to serve on (as Server's address argument).
 ADDRESS_ENV = "FASTFIG_ADDRESS"
+
+_KEEP = object()
 
 
 class Runtime:
     def __init__(self):
         self.address = os.environ.get(ADDRESS_ENV) or None
         self.server_options = {}
+        self.fps = None             # target frame rate of figures that name none
+        self.announce = True        # print where to connect when the first figure is
+                                    # served (or a callable(count, address) that does)
+        self.keep_serving = False   # run() without timeout serves until a signal or
+                                    # stop(), even once no figure is left (demo, bench)
         self.mode = None
         self.loop = None
         self.server = None
-        self.bridge = None          # the browser viewer (fastfig.bridge), once asked for
+        self.bridge = None          # the browser viewer (fastfig.web.bridge), once asked for
         self.thread_id = None
         self.canvases = []          # canvases being served, in the order they were shown
-        self.announce = True        # print where to connect when show() blocks (or a
-                                    # callable(count, address) that does)
-        self.keep_serving = False   # show() blocks until a signal even with no figures
+        self.closed = False
+        self._announced = False
         self._thread = None
         self._stop = None
+        self._none_served = threading.Event()   # for "thread" mode's blocking show
+        self._none_served.set()
+
+    def configure(self, *, address=_KEEP, server_options=_KEEP, fps=_KEEP, announce=_KEEP,
+                  keep_serving=_KEEP):
+        """Set how this process serves, in one call. address and server_options (Server's
+        arguments: curve, allow_remote, ...) only before the server started; fps: target
+        frame rate of figures that name none (None: as fast as frontends take frames);
+        announce: True to print the viewer's URL when the first figure is served, False,
+        or a callable(count, address); keep_serving: run() serves until a signal even
+        once every figure is closed."""
+        if self.server is not None and (address is not _KEEP or server_options is not _KEEP):
+            raise RuntimeError(f"fastfig already serves at {self.server.address}")
+        if address is not _KEEP:
+            self.address = address
+        if server_options is not _KEEP:
+            self.server_options = dict(server_options or {})
+        if fps is not _KEEP:
+            if fps is not None and not fps > 0:
+                raise ValueError(f"fps must be a positive number, not {fps!r}")
+            self.fps = fps
+        if announce is not _KEEP:
+            self.announce = announce
+        if keep_serving is not _KEEP:
+            self.keep_serving = bool(keep_serving)
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -53,34 +93,32 @@ class Runtime:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
+        prompt_loop = _ipython_prompt_loop() if mode is None else None
         if running is not None and mode is None:
             self.mode, self.loop, self.thread_id = "host", running, threading.get_ident()
+        elif prompt_loop is not None:
+            self.mode, self.loop, self.thread_id = "prompt", prompt_loop, threading.get_ident()
         elif mode == "thread" or (mode is None and _interactive_prompt()):
             self.mode = "thread"
-            ready = concurrent.futures.Future()
-            self._thread = threading.Thread(target=self._thread_main, args=(ready,),
-                                            name="fastfig", daemon=True)
-            self._thread.start()
-            self.loop = ready.result(timeout=30)
+            self._thread, self.loop = start_loop_thread("fastfig", _nothing, lambda: None)
+            self.thread_id = self._thread.ident
         else:
             self.mode, self.loop = "script", asyncio.new_event_loop()
             self.thread_id = threading.get_ident()
         return self.loop
 
-    def _thread_main(self, ready):
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        self.thread_id = threading.get_ident()
-        ready.set_result(loop)
-        loop.run_forever()
-
     def in_loop_thread(self):
         return threading.get_ident() == self.thread_id
+
+    def _loop_gone(self):
+        """True once the loop's thread has ended ("thread" mode, at exit): work is then
+        done in the caller's thread, nothing else runs."""
+        return self._thread is not None and not self._thread.is_alive()
 
     def call_soon(self, fn, *args):
         """Run fn(*args) on the loop's thread: now if this is that thread."""
         loop = self.ensure_loop()
-        if self.in_loop_thread():
+        if self.in_loop_thread() or self._loop_gone():
             fn(*args)
         else:
             loop.call_soon_threadsafe(fn, *args)
@@ -88,29 +126,31 @@ class Runtime:
     def call(self, fn, *args, **kwargs):
         """Run fn on the loop's thread and return its result."""
         loop = self.ensure_loop()
-        if self.in_loop_thread():
+        if self.in_loop_thread() or self._loop_gone():
             return fn(*args, **kwargs)
         return call_in_loop(loop, fn, *args, timeout=60, **kwargs)
 
     def ensure_server(self):
         if self.server is not None:
             return self.server
+        if self.closed:
+            raise RuntimeError("the fastfig runtime is closed (the process is exiting)")
         loop = self.ensure_loop()
         server = Server(self.address, **self.server_options)
-        if self.mode == "script":
+        if self.mode in ("script", "prompt") and not loop.is_running():
             loop.run_until_complete(server.start())
-        elif self.mode == "host":
-            _run_sync(server.start())
-        else:
+        elif self.mode == "thread":
             asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=30)
+        else:
+            _run_sync(server.start())
         self.server = server
         atexit.register(self.close)
         return server
 
     def ensure_bridge(self, **options):
         """The browser viewer for this runtime's server (started on first use; options as
-        fastfig.bridge.Bridge's). ``.url`` is the page to open. It runs in a thread of its
-        own and reaches the server over ZeroMQ, so drawing never stalls the page."""
+        fastfig.web.bridge.Bridge's). ``.url`` is the page to open. It runs in a thread of
+        its own and reaches the server over ZeroMQ, so drawing never stalls the page."""
         if self.bridge is not None:
             return self.bridge
         from ..web.bridge import Bridge
@@ -120,29 +160,69 @@ class Runtime:
         self.bridge = Bridge(server, **options).start_thread(wait_for_server=False)
         return self.bridge
 
+    # -- figures ---------------------------------------------------------------------------
+
+    def figure_served(self, canvas):
+        if canvas not in self.canvases:
+            self.canvases.append(canvas)
+            self._none_served.clear()
+
+    def figure_closed(self, canvas):
+        if canvas in self.canvases:
+            self.canvases.remove(canvas)
+        if not self.canvases:
+            self._none_served.set()
+            if self._until_closed:
+                self.stop()
+
+    def announce_once(self, blocking=False):
+        """Say where the figures are served, the first time a figure is shown."""
+        if self._announced or not self.announce or self.server is None:
+            return
+        self._announced = True
+        n = len(self.canvases)
+        if callable(self.announce):
+            self.announce(n, self.server.address)
+            return
+        bridge = self.ensure_bridge()
+        stop = " (Ctrl-C to stop)" if blocking else ""
+        print(f"fastfig: serving {n} figure{'s' if n != 1 else ''} at {self.server.address}"
+              f"{stop}; open {'them' if n != 1 else 'it'} in a browser at:", flush=True)
+        print(bridge.url, flush=True)
+
     # -- running -----------------------------------------------------------------------------
 
-    def can_block(self):
-        return self.mode == "script" and not self.loop.is_running()
+    _until_closed = False
 
-    def run(self, timeout=None):
-        """Run the loop in this thread (script mode) for timeout seconds, or until
-        stop() is called, every served figure is closed (unless keep_serving), Ctrl-C
-        (KeyboardInterrupt is raised) or SIGTERM (SystemExit is raised)."""
+    def can_block(self):
+        return self.mode in ("script", "prompt") and not self.loop.is_running()
+
+    def run(self, timeout=None, until_closed=None):
+        """Run the loop in this thread for timeout seconds, or until stop() is called,
+        every served figure is closed (until_closed; default: unless keep_serving),
+        Ctrl-C (KeyboardInterrupt is raised) or SIGTERM (SystemExit is raised).
+        In "thread" mode the loop runs anyway: this waits the same way."""
         loop = self.ensure_loop()
+        if until_closed is None:
+            until_closed = not self.keep_serving
+        if self.canvases:
+            self.announce_once(blocking=timeout is None)
         if not self.can_block():
             if timeout:
-                _sleep_elsewhere(timeout)
+                time.sleep(timeout)
+            elif until_closed and self.mode == "thread":
+                self._none_served.wait()
+            return
+        if timeout is None and until_closed and not self.canvases:
             return
         self._stop = loop.create_future()
-        terminated = []
+        self._until_closed = until_closed and timeout is None
         if timeout is not None:
             loop.call_later(timeout, self.stop)
-        elif not self.keep_serving and not self.canvases:
-            return
+        terminated = []
         installed = False
-        if (threading.current_thread() is threading.main_thread() and timeout is None
-                and not self.keep_serving):   # `fastfig serve` handles SIGTERM itself
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)):
             try:
                 loop.add_signal_handler(signal.SIGTERM, lambda: (terminated.append(1),
                                                                  self.stop()))
@@ -153,6 +233,7 @@ class Runtime:
             loop.run_until_complete(self._stop)
         finally:
             self._stop = None
+            self._until_closed = False
             if installed:
                 loop.remove_signal_handler(signal.SIGTERM)
         if terminated:
@@ -162,29 +243,61 @@ class Runtime:
         if self._stop is not None and not self._stop.done():
             self._stop.set_result(None)
 
-    def figure_closed(self):
-        if not self.canvases and not self.keep_serving:
-            self.stop()
-
     def close(self):
+        """Stop serving (frontends are told each figure closed), then close the viewer,
+        the server and the loop fastfig owns. Runs at exit before matplotlib closes its
+        figures, which then find nothing left to do."""
+        if self.closed:
+            return
+        self.closed = True
+        errors = []
+        live = self.loop is not None and not self._loop_gone()
+        if self.server is not None and live:
+            try:
+                self.call(self._close_figures)
+            except Exception as e:
+                errors.append(e)
         if self.bridge is not None:
             bridge, self.bridge = self.bridge, None
             try:
                 bridge.close()
-            except Exception:
-                pass
+            except Exception as e:
+                errors.append(e)
         if self.server is not None:
             server, self.server = self.server, None
             try:
-                if self.mode == "thread" and self.loop.is_running():
+                if self.mode == "thread" and live:
                     self.call(server.close)
                 else:
                     server.close()
-            except Exception:
-                pass
-        if self.mode == "thread" and self.loop is not None:
+            except Exception as e:
+                errors.append(e)
+        if self.mode == "thread" and live:
             self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=5)
+        elif self.mode in ("script", "prompt") and self.loop is not None:
+            _finish_tasks(self.loop)
+        return errors
+
+    def _close_figures(self):
+        for canvas in list(self.canvases):
+            canvas._stop_serving()
+
+
+async def _nothing():
+    pass
+
+
+def _finish_tasks(loop):
+    """Cancel what is left on a loop this thread owns and let it end, so that nothing
+    is reported destroyed while pending at exit."""
+    if loop.is_running() or loop.is_closed():
+        return
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
 
 def _interactive_prompt():
@@ -197,6 +310,20 @@ def _interactive_prompt():
         return False
 
 
+def _ipython_prompt_loop():
+    """IPython's asyncio loop when its terminal runs the prompt on it (the event loop
+    integration "asyncio" is on), else None."""
+    if "IPython.terminal.interactiveshell" not in sys.modules:
+        return None
+    from IPython import get_ipython
+    from IPython.terminal.interactiveshell import TerminalInteractiveShell
+    shell = get_ipython()
+    if not isinstance(shell, TerminalInteractiveShell) or shell.active_eventloop != "asyncio":
+        return None
+    from IPython.core.async_helpers import get_asyncio_loop
+    return get_asyncio_loop()
+
+
 def _run_sync(coro):
     """Run a coroutine that never suspends (Server.start) to completion, here."""
     try:
@@ -205,11 +332,6 @@ def _run_sync(coro):
         return stop.value
     coro.close()
     raise RuntimeError("coroutine suspended")
-
-
-def _sleep_elsewhere(timeout):
-    import time
-    time.sleep(timeout)
 
 
 _runtime = None
@@ -221,3 +343,8 @@ def get():
     if _runtime is None:
         _runtime = Runtime()
     return _runtime
+
+
+def configure(**options):
+    """Configure the process's Runtime (see Runtime.configure)."""
+    get().configure(**options)
