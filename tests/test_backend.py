@@ -74,7 +74,7 @@ def test_animation_frames_equal_agg_renders(rt, blit):
     anim = rt.call(lambda: FuncAnimation(fig, update, frames=range(n), interval=1,
                                          blit=blit, repeat=False))
     assert anim._blit is blit
-    s = Served(rt, fig, ack_interval=0)
+    s = Served(rt, fig)
     try:
         rt.call(lambda: fastfig.animate(anim, block=False))
         seen = []

@@ -1,5 +1,5 @@
-"""The frame loop without a network: coalescing, drop-not-queue, pacing, waiting timers,
-and wall-clock animations."""
+"""The frame loop without a network: coalescing, drop-not-queue, rendering on demand,
+pacing, waiting timers, and wall-clock animations."""
 
 import asyncio
 import time
@@ -14,25 +14,25 @@ from fastfig.mpl.frameloop import FrameLoop, display_box
 
 
 class FakeStream:
+    """A stream whose demand the test sets (as an Outbox would from its consumers)."""
+
     id = "fake"
 
     def __init__(self):
         self.published = []
-        self.lag = None
-        self.ack_handlers = []
+        self.demand = True
+        self.demand_handlers = []
 
-    def on_ack(self, handler):
-        self.ack_handlers.append(handler)
-
-    def in_flight(self):
-        return self.lag
+    def on_demand(self, handler):
+        self.demand_handlers.append(handler)
 
     def publish(self, image, hint=None):
         self.published.append((image.copy(), hint))
 
-    def ack(self, lag):
-        self.lag = lag
-        for h in self.ack_handlers:
+    def want(self):
+        """A consumer became ready for a frame."""
+        self.demand = True
+        for h in self.demand_handlers:
             h()
 
 
@@ -83,14 +83,14 @@ def test_draw_requests_coalesce_into_one_render(loop):
 
 
 def test_slow_frontend_gets_the_latest_state_not_a_queue(loop):
-    frames, stream, image, renders = make(loop, max_in_flight=2)
-    stream.lag = 2                       # the window is full
+    frames, stream, image, renders = make(loop)
+    stream.demand = False                # no consumer wants a frame now
     for value in (10, 20, 30):
         image[...] = value
         frames.damaged((0, 0, 4, 4))
         spin(loop)
     assert stream.published == [] and frames.busy
-    stream.ack(0)                        # the frontend caught up
+    stream.want()                        # the frontend took what it had
     spin(loop)
     assert len(stream.published) == 1
     assert (stream.published[0][0] == 30).all()
@@ -108,15 +108,32 @@ def test_fps_paces_frames(loop):
     assert len(stream.published) == 2
 
 
+def test_renders_only_on_demand(loop):
+    # An animation nobody takes frames of does not render; each demand renders once.
+    frames, stream, image, renders = make(loop)
+    stream.demand = False
+    frames.request_render()
+    spin(loop)
+    assert renders == [] and stream.published == []
+    for n in (1, 2, 3):
+        stream.want()
+        frames.request_render()
+        spin(loop)
+        stream.demand = False            # the frame went out: the consumer has it
+        frames.request_render()
+        spin(loop)
+        assert len(renders) == n and len(stream.published) == n
+
+
 def test_when_idle_waits_for_the_frame_to_go_out(loop):
     frames, stream, image, _ = make(loop)
-    stream.lag = 100
+    stream.demand = False
     frames.damaged(None)
     spin(loop)
     called = []
     frames.when_idle(lambda: called.append(1))
     assert called == []
-    stream.ack(0)
+    stream.want()
     spin(loop)
     assert called == [1]
     frames.when_idle(lambda: called.append(2))

@@ -2,12 +2,13 @@
 
 Changes arrive as damage (a blit's box, a full draw, or a request to draw later); the loop
 publishes the figure's current image once per loop iteration, however many changes came
-in, and only when frontends can take it: at most ``fps`` frames per second, and never more
-than ``max_in_flight`` frames beyond what the fastest acknowledging client has confirmed.
-While it waits it keeps a dirty flag and the union of the damage, never a queue of
-images, so a slow frontend gets the latest state, not a backlog. Code that produces
-frames (animation timers) can wait for the loop with ``when_idle`` so that nothing is
-rendered that would only be dropped.
+in, and only when a consumer would take it at once (the stream's *demand*: some consumer
+holds the newest image and has credit, transport/session.py), and at most ``fps`` frames
+per second. The stream calls back when demand appears, so nothing polls. While it waits
+it keeps a dirty flag and the union of the damage, never a queue of images, so a slow
+frontend gets the latest state, not a backlog. Code that produces frames (animation
+timers) waits for the loop with ``when_idle``, so an animation watched at 30 frames/s
+renders about 30 times a second, and one nobody watches does not render.
 
 Everything here runs on the loop's thread; ``request_render`` is also safe from others.
 """
@@ -21,13 +22,6 @@ import numpy as np
 
 log = logging.getLogger("fastfig.frameloop")
 
-#: Frames a loop publishes beyond the last acknowledged one before it waits for an ack.
-#: Clients that ack every frame get a pipeline this deep; a Python Client acks every
-#: 50 ms by default, which this window covers at rates up to ~160 fps.
-DEFAULT_MAX_IN_FLIGHT = 8
-#: While waiting for acks, look again this often anyway (a client may have gone away
-#: without saying so; the server forgets it after its timeout).
-ACK_POLL = 0.1
 #: More damage boxes than this in one frame are merged into their bounding box.
 MAX_BOXES = 16
 
@@ -35,20 +29,19 @@ MAX_BOXES = 16
 class FrameLoop:
     """Publishes the frames of one FigureStream.
 
+    stream: a FigureStream (``publish``, ``demand``, ``on_demand``).
     render(): draws the figure (a full draw) and is called for ``request_render``.
     image(): the current RGBA image as an (H, W, 4) uint8 array, read without copying.
     fps: target frame rate (None: as fast as frontends take frames).
     """
 
-    def __init__(self, stream, render, image, *, loop=None, fps=None,
-                 max_in_flight=DEFAULT_MAX_IN_FLIGHT):
+    def __init__(self, stream, render, image, *, loop=None, fps=None):
         self.stream = stream
         self._render = render
         self._image = image
         self.loop = loop or asyncio.get_event_loop()
         self._thread = threading.get_ident()
         self.fps = fps
-        self.max_in_flight = max_in_flight
         self.frames = 0              # frames published
         self.renders = 0             # renders done for request_render
         self.dropped = 0             # changes merged into a later frame while waiting
@@ -62,7 +55,7 @@ class FrameLoop:
         self._last_publish = 0.0
         self._idle_callbacks = []
         self._closed = False
-        stream.on_ack(self._on_ack)
+        stream.on_demand(self._on_demand)
 
     # -- changes in ------------------------------------------------------------------------
 
@@ -112,10 +105,9 @@ class FrameLoop:
             self._scheduled = True
             self.loop.call_soon(self._run)
 
-    def _on_ack(self):
-        if self.busy and self._retry is not None:
-            self._retry.cancel()
-            self._retry = None
+    def _on_demand(self):
+        # A consumer wants a frame: go now, unless the fps timer is what we wait for.
+        if self.busy and self._retry is None:
             self._schedule()
 
     def _run(self):
@@ -128,6 +120,8 @@ class FrameLoop:
         if not self.busy:
             self._run_idle()
             return
+        if not self.stream.demand:
+            return   # _on_demand schedules the loop again
         wait = self._wait()
         if wait is not None:
             self._retry = self.loop.call_later(wait, self._schedule)
@@ -161,14 +155,11 @@ class FrameLoop:
         return frame
 
     def _wait(self):
-        """Seconds to wait before the next frame may go out, or None to go now."""
+        """Seconds to wait for the fps limit before the next frame, or None to go now."""
         if self.fps:
             left = self._last_publish + 1.0 / self.fps - time.monotonic()
             if left > 0:
                 return left
-        in_flight = self.stream.in_flight()
-        if in_flight is not None and in_flight >= self.max_in_flight:
-            return ACK_POLL
         return None
 
     def _run_idle(self):

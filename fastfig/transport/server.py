@@ -289,7 +289,7 @@ class Server:
         """A stream closed (StreamHost): tell its consumers' clients, announce the list."""
         if self.figures.get(stream.id) is not stream:
             return
-        self._push_joined(stream, P.CLOSE, figure=stream.id)
+        self._push_joined(stream, P.CLOSE)
         for client in self._clients.values():
             client.joined.pop(stream.id, None)
         del self.figures[stream.id]
