@@ -179,6 +179,9 @@ def build_parser():
     k.add_argument("dir")
     k.add_argument("--name", default="server")
     k.set_defaults(func=cmd_keys)
+
+    from .export.cli import register as register_export    # fastfig export SCRIPT OUT
+    register_export(sub)
     return p
 
 

@@ -43,8 +43,9 @@ READ_CANVAS = """(id) => {
   for (let i = 0; i < data.length; i += 0x8000) {
     s += String.fromCharCode.apply(null, data.subarray(i, i + 0x8000));
   }
-  return { width: c.width, height: c.height, seq: v.image.seq, epoch: v.image.epoch,
-           rgba: btoa(s) };
+  // the frame on screen, which the image held may already have moved past
+  return { width: c.width, height: c.height, seq: v.display.paintedSeq,
+           epoch: v.display.paintedEpoch, rgba: btoa(s) };
 }"""
 
 
@@ -63,7 +64,7 @@ def checked_page(browser, width, height, timeout=10000, **options):
 
 
 def canvas_rgba(page, figure_id):
-    """The figure's canvas as an (H, W, 4) uint8 array, with the seq it shows."""
+    """The figure's visible canvas as an (H, W, 4) uint8 array, with the seq it shows."""
     got = page.evaluate(READ_CANVAS, figure_id)
     rgba = np.frombuffer(base64.b64decode(got["rgba"]), np.uint8)
     return rgba.reshape(got["height"], got["width"], 4), got["seq"]

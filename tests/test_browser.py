@@ -86,7 +86,7 @@ def test_canvas_pixels_equal_the_server_image(served, page, png_decoder):
     page.goto(bridge.url)
     assert page.evaluate("window.fastfig.pngDecoder") == png_decoder
     for fid, stream in figures.items():
-        wait_viewer(page, fid, f"v.image.seq === {stream.seq}")
+        wait_viewer(page, fid, f"v.display.paintedSeq === {stream.seq}")
     assert page.evaluate("window.devicePixelRatio") == 1
     for fid, stream in figures.items():
         shown, seq = canvas_rgba(page, fid)
@@ -101,6 +101,72 @@ def test_canvas_pixels_equal_the_server_image(served, page, png_decoder):
             assert (expected[..., 3] == 255).all()
             diff = np.argwhere((shown != expected).any(axis=2))
             assert len(diff) == 0, f"{fid}: {len(diff)} pixels differ, first at {diff[:3]}"
+
+
+#: Counts display refreshes in the page with a rAF loop of its own, and records the rAF
+#: timestamp of each paint of the viewer (every rAF callback of one display frame gets the
+#: same timestamp).
+COUNT_REFRESHES = """
+(() => {
+  window.__refreshes = 0;
+  const tick = () => { window.__refreshes++; requestAnimationFrame(tick); };
+  requestAnimationFrame(tick);
+})();
+"""
+
+
+def test_paints_once_per_display_frame_and_shows_the_newest_image(served, page):
+    """A burst of frames, published faster than any display refreshes: the viewer applies
+    every packet it gets, paints at most once per animation frame, and the canvas ends up
+    equal to the server's image byte for byte. Its counters add up: every packet received
+    was painted, dropped (applied, then replaced before a refresh) or rejected."""
+    server, bridge = served
+    stream = server.add_figure("burst", 640, 480)
+    frames = make("line1", "640x480").frames(60)
+    stream.publish(frames[0])
+    page.add_init_script(COUNT_REFRESHES)
+    page.goto(bridge.figure_url("burst"))
+    wait_viewer(page, "burst", f"v.display.paintedSeq === {stream.seq}")
+    page.evaluate("""() => {
+      const v = window.fastfig.viewers.get("burst");
+      window.__paintTimes = [];
+      window.__refreshes0 = window.__refreshes;
+      window.__counts0 = v.counts();
+      v.onpaint = (frame, now) => window.__paintTimes.push(now);
+    }""")
+    for image in frames[1:] + frames[::-1]:
+        stream.publish(image)
+    wait_viewer(page, "burst", f"v.display.paintedSeq === {stream.seq} && v.pending === 0")
+    got = page.evaluate("""() => {
+      const v = window.fastfig.viewers.get("burst");
+      return { times: window.__paintTimes, refreshes: window.__refreshes - window.__refreshes0,
+               before: window.__counts0, after: v.counts(), report: v.stats.report() };
+    }""")
+    shown, seq = canvas_rgba(page, "burst")
+    assert seq == stream.seq
+    assert np.array_equal(shown, stream.encoder.image)
+
+    times = got["times"]
+    assert times, "no paint after the burst"
+    assert len(set(times)) == len(times), "two paints in one animation frame"
+    paints = got["after"]["painted"] - got["before"]["painted"]
+    assert paints == len(times)
+    assert paints <= got["refreshes"] + 1   # (our loop may run just before the first paint)
+    for c in (got["before"], got["after"]):
+        assert c["received"] == c["painted"] + c["dropped"] + c["rejected"] + c["pending"], c
+    after = got["after"]
+    assert after["pending"] == 0 and after["rejected"] == 0
+    assert after["applied"] == after["painted"] + after["dropped"]
+    assert after["received"] > got["before"]["received"]
+    r = got["report"]
+    assert r["painted"] == after["painted"] and r["dropped"] == after["dropped"]
+    assert r["received"] == after["received"]
+    for key in ("paintedFps", "receivedFps", "droppedFps"):
+        assert r[key] >= 0
+    # The stats panel says the three apart.
+    page.locator('section[data-figure="burst"] [data-tool="stats"]').click()
+    text = page.locator('section[data-figure="burst"] .ff-statsline').inner_text()
+    assert "painted" in text and "received" in text and "dropped" in text
 
 
 def test_animation_advances(served, page):

@@ -1,44 +1,73 @@
-// Live numbers for the stats panel: frames painted per second, latency from the server's
-// encode to the paint, bytes per second, decode time here and encode time at the server.
+// Live numbers for the stats panel, over a sliding window: frames painted, received and
+// dropped per second apart (a display shows at most one frame per refresh, so received can
+// exceed painted), latency from the server's encode to the paint, bytes per second, decode
+// time here and encode time at the server.
 
 export class Stats {
   constructor(window_ms = 2000) {
     this.window = window_ms;
-    this.samples = [];   // {t, bytes, decodeMs, latencyMs}
-    this.painted = 0;
-    this.keyframes = 0;
+    this.events = {
+      received: [],   // {t, bytes}
+      applied: [],    // {t, decodeMs}
+      painted: [],    // {t, latencyMs, dropped}
+    };
+    this.counts = { received: 0, painted: 0, dropped: 0, keyframes: 0 };
     this.rejected = 0;
     this.server = null;
   }
 
-  frame(bytes, decodeMs, latencyMs, keyframe) {
-    const t = performance.now();
-    this.painted++;
-    if (keyframe) this.keyframes++;
-    this.samples.push({ t, bytes, decodeMs, latencyMs });
-    const cutoff = t - this.window;
-    let drop = 0;
-    while (drop < this.samples.length && this.samples[drop].t < cutoff) drop++;
-    if (drop) this.samples.splice(0, drop);
+  _push(kind, sample) {
+    const list = this.events[kind];
+    sample.t = performance.now();
+    list.push(sample);
+    const cutoff = sample.t - this.window;
+    let old = 0;
+    while (old < list.length && list[old].t < cutoff) old++;
+    if (old) list.splice(0, old);
+  }
+
+  /** A packet arrived (bytes long). */
+  received(bytes) {
+    this.counts.received++;
+    this._push("received", { bytes });
+  }
+
+  /** A frame was applied to the image held, decodeMs after it arrived. */
+  applied(decodeMs, keyframe) {
+    if (keyframe) this.counts.keyframes++;
+    this._push("applied", { decodeMs });
+  }
+
+  /** The canvas was painted, showing a frame latencyMs after the server encoded it;
+   * dropped frames were applied since the previous paint and never shown. */
+  painted(latencyMs, dropped) {
+    this.counts.painted++;
+    this.counts.dropped += dropped;
+    this._push("painted", { latencyMs, dropped });
   }
 
   report() {
     const now = performance.now();
-    const s = this.samples.filter((x) => x.t >= now - this.window);
+    const recent = (kind) => this.events[kind].filter((x) => x.t >= now - this.window);
     const span = this.window / 1000;
     const median = (values) => {
       if (!values.length) return null;
       const v = [...values].sort((a, b) => a - b);
       return v[Math.floor(v.length / 2)];
     };
+    const received = recent("received"), applied = recent("applied"), painted = recent("painted");
     return {
-      fps: s.length / span,
-      bytesPerSecond: s.reduce((a, x) => a + x.bytes, 0) / span,
-      decodeMs: median(s.map((x) => x.decodeMs)),
-      latencyMs: median(s.map((x) => x.latencyMs).filter((x) => x !== null)),
+      paintedFps: painted.length / span,
+      receivedFps: received.length / span,
+      droppedFps: painted.reduce((a, x) => a + x.dropped, 0) / span,
+      bytesPerSecond: received.reduce((a, x) => a + x.bytes, 0) / span,
+      decodeMs: median(applied.map((x) => x.decodeMs)),
+      latencyMs: median(painted.map((x) => x.latencyMs).filter((x) => x !== null)),
       encodeMs: this.server && this.server.encode_ms != null ? this.server.encode_ms : null,
-      painted: this.painted,
-      keyframes: this.keyframes,
+      painted: this.counts.painted,
+      received: this.counts.received,
+      dropped: this.counts.dropped,
+      keyframes: this.counts.keyframes,
       rejected: this.rejected,
     };
   }
@@ -46,8 +75,10 @@ export class Stats {
   text() {
     const r = this.report();
     const f = (v, d = 1) => (v === null || v === undefined ? "–" : v.toFixed(d));
-    return `${f(r.fps)} fps · latency ${f(r.latencyMs)} ms · ${f(r.bytesPerSecond / 1024, 0)} KB/s · ` +
-      `decode ${f(r.decodeMs, 2)} ms · encode ${f(r.encodeMs, 2)} ms · ${r.painted} frames, ` +
-      `${r.keyframes} keyframes`;
+    return `painted ${f(r.paintedFps)}/s · received ${f(r.receivedFps)}/s · dropped ` +
+      `${f(r.droppedFps)}/s · latency ${f(r.latencyMs)} ms · ` +
+      `${f(r.bytesPerSecond / 1024, 0)} KB/s · decode ${f(r.decodeMs, 2)} ms · encode ` +
+      `${f(r.encodeMs, 2)} ms · ${r.painted} painted, ${r.received} received, ` +
+      `${r.dropped} dropped, ${r.keyframes} keyframes`;
   }
 }

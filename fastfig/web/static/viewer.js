@@ -1,7 +1,8 @@
 // One live figure in the page: its websocket, its canvas, its toolbar and its input.
 // PROTOCOL.md section 3 describes what goes over the websocket; packet.js does the pixels.
 
-import { parsePacket, decodeFrame, FrameCanvas, FrameGap } from "./packet.js";
+import { parsePacket, decodeFrame, FrameGap } from "./packet.js";
+import { DisplayCanvas } from "./display.js";
 import { bindInput } from "./events.js";
 import { Stats } from "./stats.js";
 
@@ -36,24 +37,27 @@ export class FigureViewer {
     this.info = null;
     this.downloads = ["png"];
     this.stats = new Stats();
-    this.painted = 0;
-    this.rejected = 0;
+    this.received = 0;   // packets that arrived
+    this.applied = 0;    // ... applied to the image held
+    this.rejected = 0;   // ... rejected (a gap or a bad packet)
     this.connected = false;
     this.closed = false;
     this.refused = null;
     this.retries = 0;
     this.chain = Promise.resolve();
     this.resyncing = false;
-    this.deferredAcks = [];
+    this.credit = null;      // {n, seq, epoch}: frames applied, credit not yet returned
     this.lastResize = null;
     this.userSized = false;
-    this.onpaint = null;   // hook: called after each painted frame (tests, benchmarks)
+    this.onpaint = null;   // hook: onpaint(frame, now) after each paint (tests, benchmarks)
     this._build(parent);
-    this.image = new FrameCanvas(this.canvas);
+    this.display = new DisplayCanvas(this.canvas, {
+      onPaint: (now, taken) => this._painted(now, taken),
+      onLayout: () => this._layout(),
+    });
+    this.image = this.display.image;   // the image held (epoch, seq): newest applied
     this._unbind = bindInput(this.overlay, this.root, (x, y) => this.toPixels(x, y),
       (event) => this.sendEvent(event), { captureScroll: () => this.state.capture_scroll !== false });
-    this._visibility = () => { if (!document.hidden) this._flushAcks(); };
-    document.addEventListener("visibilitychange", this._visibility);
     this._observe();
     this.connect();
   }
@@ -222,6 +226,7 @@ export class FigureViewer {
       this.lastResize = null;
       this.chain = Promise.resolve();
       this.resyncing = false;
+      this.credit = null;
       this._status("live");
     };
     ws.onmessage = (e) => {
@@ -331,8 +336,31 @@ export class FigureViewer {
 
   // -- frames -------------------------------------------------------------------------
 
+  /** Paints so far: display frames in which the canvas changed (at most one per frame). */
+  get painted() {
+    return this.display.painted;
+  }
+
+  /** Frames applied but replaced by a newer one before the next display frame. */
+  get dropped() {
+    return this.display.dropped;
+  }
+
+  /** Frames received and not yet painted, dropped or rejected (decoding, or awaiting paint). */
+  get pending() {
+    return this.received - this.painted - this.dropped - this.rejected;
+  }
+
+  /** The counters together: received = painted + dropped + rejected + pending. */
+  counts() {
+    return { received: this.received, applied: this.applied, painted: this.painted,
+             dropped: this.dropped, rejected: this.rejected, pending: this.pending };
+  }
+
   _onPacket(buffer) {
     const received = performance.now();
+    this.received++;
+    this.stats.received(buffer.byteLength);
     let frame;
     try {
       frame = parsePacket(buffer);
@@ -340,47 +368,50 @@ export class FigureViewer {
       this._rejected(e, null);
       return;
     }
-    // Decoding starts now, in parallel with the frames before it; frames are applied in
-    // the order they came.
+    // Every packet is decoded as it arrives (PNGs by the browser's own decoder threads, in
+    // parallel with the packets before it) and applied in arrival order to the image held;
+    // the visible canvas is painted from it once per display frame (display.js).
     const decoded = decodeFrame(frame);
     decoded.catch(() => {});
     this.chain = this.chain.then(() => decoded).then((ops) => {
-      this.image.apply(frame, ops);
+      this.display.apply(frame, ops);
+      this.applied++;
       if (frame.keyframe) this.resyncing = false;
-      const now = performance.now();
-      const latency = frame.timestampUs ? Date.now() - frame.timestampUs / 1000 : null;
-      this.stats.frame(frame.byteLength, now - received, latency, frame.keyframe);
-      this.painted++;
-      if (frame.keyframe) this._layout();
-      if (this.veil.hidden === false && this.connected) this._status("live");
-      this._ack(frame, true);
-      if (this.onpaint) this.onpaint(frame);
+      this.stats.applied(performance.now() - received, frame.keyframe);
+      // Credit goes back with the paint that shows this frame (or replaces it): a tab
+      // takes frames as fast as the display shows them, and a hidden tab, whose animation
+      // frames stop, stops taking frames until it is shown again.
+      const c = this.credit || (this.credit = { n: 0, seq: 0, epoch: 0 });
+      c.n++;
+      c.seq = frame.seq;
+      c.epoch = frame.epoch;
     }, (e) => this._rejected(e, frame)).catch((e) => this._rejected(e, frame));
+  }
+
+  _painted(now, taken) {
+    const frame = taken[taken.length - 1];
+    const latency = frame.timestampUs ? Date.now() - frame.timestampUs / 1000 : null;
+    this.stats.painted(latency, taken.length - 1);
+    if (this.veil.hidden === false && this.connected) this._status("live");
+    const c = this.credit;
+    if (c) {
+      this.credit = null;
+      this._send({ type: "credit", n: c.n, seq: c.seq, epoch: c.epoch, ok: true });
+    }
+    if (this.onpaint) this.onpaint(frame, now);
   }
 
   _rejected(error, frame) {
     this.rejected++;
     this.stats.rejected++;
     if (!(error instanceof FrameGap)) console.warn(`fastfig figure ${this.id}: ${error.message || error}`);
-    this._ack(frame, false);
+    // A rejected frame's credit goes back at once: nothing will paint it.
+    this._send({ type: "credit", n: 1, seq: frame ? frame.seq : 0, epoch: frame ? frame.epoch : 0,
+                 ok: false });
     if (!this.resyncing) {
       this.resyncing = true;
       this._send({ type: "resync" });
     }
-  }
-
-  _ack(frame, ok) {
-    const ack = { type: "credit", n: 1, seq: frame ? frame.seq : 0, epoch: frame ? frame.epoch : 0, ok };
-    // A hidden tab stops acknowledging, so the bridge stops sending it frames; it catches
-    // up with one keyframe when it is shown again.
-    if (document.hidden) this.deferredAcks.push(ack);
-    else this._send(ack);
-  }
-
-  _flushAcks() {
-    const acks = this.deferredAcks;
-    this.deferredAcks = [];
-    for (const ack of acks) this._send(ack);
   }
 
   // -- overlay: rubberband ------------------------------------------------------------
@@ -464,7 +495,6 @@ export class FigureViewer {
     this.closed = true;
     clearInterval(this._statsTimer);
     if (this._observer) this._observer.disconnect();
-    document.removeEventListener("visibilitychange", this._visibility);
     this._unbind();
     if (this.ws) this.ws.close();
     this.root.remove();

@@ -1,0 +1,118 @@
+// The viewer's image, kept current off screen and painted once per display frame
+// (PROTOCOL.md 3.6).
+//
+// Every packet that arrives is decoded and applied at once to an off-screen canvas, so the
+// image held is always the newest one. The visible canvas is written only in a
+// requestAnimationFrame callback, at most once per display frame, and only where the image
+// changed since the last paint (the union of the frames' rectangles): a line moving on a
+// 1920x1080 figure costs a few small copies per refresh, not a full-frame one. Frames
+// applied between two refreshes are "dropped": nobody could have seen them, and they cost
+// only their decode.
+
+import { FrameCanvas } from "./packet.js";
+
+// Past this many rectangles waiting to be painted, paint their bounding box instead: one
+// copy of a larger area costs less than very many tiny ones.
+const MAX_DAMAGE_RECTS = 64;
+
+function offscreenCanvas() {
+  if (typeof OffscreenCanvas === "function") return new OffscreenCanvas(1, 1);
+  return document.createElement("canvas");
+}
+
+export class DisplayCanvas {
+  /**
+   * canvas: the visible canvas. onPaint(now, taken) is called after each paint with the
+   * rAF timestamp and the frames applied since the previous paint (the newest of them is
+   * the one shown); onLayout() after the visible canvas changed size.
+   */
+  constructor(canvas, { onPaint = () => {}, onLayout = () => {} } = {}) {
+    this.canvas = canvas;
+    this.ctx = canvas.getContext("2d", { alpha: true });
+    this.onPaint = onPaint;
+    this.onLayout = onLayout;
+    // The image held: same checks and writes as ever (packet.js), on a canvas no one sees.
+    this.image = new FrameCanvas(offscreenCanvas());
+    this.damage = [];          // rectangles changed since the last paint
+    this.full = false;         // ... or everything (a keyframe, a new size)
+    this.taken = [];           // frames applied since the last paint, oldest first
+    this.scheduled = false;
+    this.painted = 0;          // paints: display frames in which the canvas changed
+    this.dropped = 0;          // frames applied but replaced before any paint
+    this.paintedSeq = null;    // epoch and seq of the frame on screen
+    this.paintedEpoch = null;
+    this._tick = (now) => this._paint(now);
+  }
+
+  /** Apply a checked, decoded frame to the image held; it is shown at the next refresh. */
+  apply(frame, ops) {
+    this.image.apply(frame, ops);   // throws FrameGap (nothing written) if it does not follow
+    if (frame.keyframe) {
+      this.full = true;
+      this.damage.length = 0;
+    } else if (!this.full) {
+      for (const r of frame.rects) this.damage.push(r);
+      if (this.damage.length > MAX_DAMAGE_RECTS) this._mergeDamage();
+    }
+    this.taken.push(frame);
+    this._schedule();
+  }
+
+  _mergeDamage() {
+    let x0 = Infinity, y0 = Infinity, x1 = 0, y1 = 0;
+    for (const r of this.damage) {
+      x0 = Math.min(x0, r.x); y0 = Math.min(y0, r.y);
+      x1 = Math.max(x1, r.x + r.w); y1 = Math.max(y1, r.y + r.h);
+    }
+    this.damage = [{ x: x0, y: y0, w: x1 - x0, h: y1 - y0 }];
+  }
+
+  _schedule() {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(this._tick);
+  }
+
+  _paint(now) {
+    this.scheduled = false;
+    const taken = this.taken;
+    if (!taken.length) return;
+    this.taken = [];
+    const src = this.image.canvas;
+    const c = this.canvas;
+    let resized = false;
+    if (c.width !== src.width || c.height !== src.height) {
+      c.width = src.width;    // also clears it
+      c.height = src.height;
+      this.ctx = c.getContext("2d", { alpha: true });
+      this.full = true;
+      resized = true;
+    }
+    const ctx = this.ctx;
+    ctx.imageSmoothingEnabled = false;
+    // Pixels replace, never blend (PROTOCOL.md 1.4): clear, then draw over transparency.
+    if (this.full) {
+      ctx.clearRect(0, 0, c.width, c.height);
+      ctx.drawImage(src, 0, 0);
+    } else {
+      for (const r of this.damage) {
+        ctx.clearRect(r.x, r.y, r.w, r.h);
+        ctx.drawImage(src, r.x, r.y, r.w, r.h, r.x, r.y, r.w, r.h);
+      }
+    }
+    this.full = false;
+    this.damage.length = 0;
+    this.painted++;
+    this.dropped += taken.length - 1;
+    const shown = taken[taken.length - 1];
+    this.paintedSeq = shown.seq;
+    this.paintedEpoch = shown.epoch;
+    if (resized) this.onLayout();
+    this.onPaint(now, taken);
+  }
+
+  /** Frames applied and not painted yet. */
+  get pending() {
+    return this.taken.length;
+  }
+}
