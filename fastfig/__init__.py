@@ -28,6 +28,9 @@ _API = ("show", "animate", "close", "configure", "get_server")
 
 
 def __getattr__(name):
+    if name == "export":      # fastfig.export(anim, path): the package is callable
+        import importlib
+        return importlib.import_module(".export", __name__)
     if name in _API:
         from .mpl import api
         return getattr(api, name)
