@@ -92,30 +92,15 @@ class TimerAsyncio(TimerBase):
             self._arm(generation)
 
 
-class _Framework(str):
-    """The event loop fastfig's figures need: asyncio. Declaring it makes matplotlib and
-    IPython integrate it (``%matplotlib fastfig`` turns on IPython's asyncio event loop
-    integration, under which the prompt runs on the loop that serves the figures).
-    pyplot refuses a backend whose framework differs from the one running ("headless" on
-    a machine without a display, "qt" while a Qt application runs); asyncio needs no
-    display and runs beside any of them, so this name never differs from the running one."""
-
-    __hash__ = str.__hash__
-
-    def __ne__(self, other):
-        return False if isinstance(other, str) else NotImplemented
-
-
-FRAMEWORK = _Framework("asyncio")
-
-
 class FigureCanvasFastfig(FigureCanvasAgg):
     """An Agg canvas whose frames stream to fastfig frontends."""
 
     manager_class = _api.classproperty(lambda cls: FigureManagerFastfig)
     _timer_cls = TimerAsyncio
     supports_blit = True
-    required_interactive_framework = FRAMEWORK
+    # None: pyplot refuses a backend naming a framework on a machine without a display.
+    # IPython's event loop integration is turned on by runtime.integrate_ipython instead.
+    required_interactive_framework = None
 
     #: Target frame rate of figures on this canvas class (None: as fast as frontends take).
     fps = None
@@ -348,6 +333,8 @@ class _BackendFastfig(_Backend):
     FigureManager = FigureManagerFastfig
     mainloop = FigureManagerFastfig.start_main_loop
 
+
+runtime.integrate_ipython()   # in IPython's terminal, the prompt runs fastfig's loop
 
 __all__ = ["FigureCanvasFastfig", "FigureManagerFastfig", "NavigationToolbarFastfig",
            "TimerAsyncio", "backend_bases"]

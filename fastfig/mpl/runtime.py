@@ -93,7 +93,7 @@ class Runtime:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        prompt_loop = _ipython_prompt_loop() if mode is None else None
+        prompt_loop = integrate_ipython() if mode is None and running is None else None
         if running is not None and mode is None:
             self.mode, self.loop, self.thread_id = "host", running, threading.get_ident()
         elif prompt_loop is not None:
@@ -310,15 +310,27 @@ def _interactive_prompt():
         return False
 
 
-def _ipython_prompt_loop():
-    """IPython's asyncio loop when its terminal runs the prompt on it (the event loop
-    integration "asyncio" is on), else None."""
+def integrate_ipython():
+    """In IPython's terminal, turn on its asyncio event loop integration (the prompt then
+    waits for input on IPython's asyncio loop, running it, as ``%gui asyncio`` does) and
+    return that loop, on which fastfig then serves. None elsewhere, and when another
+    integration (``%gui qt``, ...) is on or the prompt is --simple-prompt.
+
+    The backend does this when it is imported too: ``%matplotlib fastfig`` then finds an
+    event loop hook running and does not print "No event loop hook running." (matplotlib
+    names no framework for this backend: pyplot would refuse any framework name on a
+    machine without a display). That magic turns the hook off again at its end; the first
+    figure turns it back on, through here."""
     if "IPython.terminal.interactiveshell" not in sys.modules:
         return None
     from IPython import get_ipython
     from IPython.terminal.interactiveshell import TerminalInteractiveShell
     shell = get_ipython()
-    if not isinstance(shell, TerminalInteractiveShell) or shell.active_eventloop != "asyncio":
+    if not isinstance(shell, TerminalInteractiveShell) or shell.simple_prompt:
+        return None
+    if shell.active_eventloop is None:
+        shell.enable_gui("asyncio")
+    if shell.active_eventloop != "asyncio":
         return None
     from IPython.core.async_helpers import get_asyncio_loop
     return get_asyncio_loop()
