@@ -128,6 +128,8 @@ class FigureCanvasFastfig(FigureCanvasAgg):
         stream = rt.call(self._serve, id, title, fps)
         if rt.mode in ("prompt", "thread"):
             rt.announce_once()   # at a prompt the figure is live from now on
+        if rt.notebook:
+            rt.notebook.show(self)   # in a Jupyter kernel: in the cell's output
         return stream
 
     def _serve(self, id, title, fps):
@@ -236,11 +238,15 @@ class FigureCanvasFastfig(FigureCanvasAgg):
 
     def flush_events(self):
         rt = runtime.get()
-        if rt.loop is not None and rt.can_block():
+        if rt.notebook:
+            rt.notebook.flush_events(self)
+        elif rt.loop is not None and rt.can_block():
             rt.loop.run_until_complete(_yield())
 
     def start_event_loop(self, timeout=0):
         rt = runtime.get()
+        if rt.notebook:
+            return rt.notebook.start_event_loop(self, timeout)
         rt.ensure_loop()
         rt.run(timeout if timeout and timeout > 0 else None)
 
@@ -335,6 +341,8 @@ class _BackendFastfig(_Backend):
 
 
 runtime.integrate_ipython()   # in IPython's terminal, the prompt runs fastfig's loop
+
+runtime.get().notebook   # in a Jupyter kernel, figures show in the notebook from now on
 
 __all__ = ["FigureCanvasFastfig", "FigureManagerFastfig", "NavigationToolbarFastfig",
            "TimerAsyncio", "backend_bases"]

@@ -59,6 +59,16 @@ class Runtime:
         self._stop = None
         self._none_served = threading.Event()   # for "thread" mode's blocking show
         self._none_served.set()
+        self._notebook = None
+
+    @property
+    def notebook(self):
+        """In a Jupyter kernel, the frontend that puts shown figures in the notebook
+        (fastfig/notebook/kernel.py), else None; looked for once."""
+        if self._notebook is None:
+            from ..notebook.kernel import frontend
+            self._notebook = frontend() or False
+        return self._notebook or None
 
     def configure(self, *, address=_KEEP, server_options=_KEEP, fps=_KEEP, announce=_KEEP,
                   keep_serving=_KEEP):

@@ -1,0 +1,428 @@
+// The fastfig figure in a notebook: an anywidget module (initialize per widget model,
+// render per view). Frames arrive as custom comm messages whose one binary buffer is a
+// frame packet (PROTOCOL.md section 1); the viewer's own packet.js decodes them and its
+// events.js turns input into fastfig events, both loaded from their sources as shipped
+// (fastfig/notebook/widget.py puts them in SOURCES), never copied.
+//
+// One decoded image per model (a canvas off the page); each view copies it onto its
+// visible canvas at most once per display frame. Credit for every packet taken goes back
+// to the kernel at once, except while no view is visible (scrolled away, hidden tab): then
+// it is held, the kernel stops sending, and the newest image comes when a view shows again.
+
+const SOURCES = __FASTFIG_SOURCES__;
+const IMPORT = /(\bfrom\s*|\bimport\s*)(["'])\.\/([\w.-]+\.js)\2/g;
+const urls = new Map();
+/** A blob URL of module name, its relative imports ("./x.js") pointed at theirs. */
+function moduleUrl(name) {
+  if (!urls.has(name)) {
+    const text = SOURCES[name].replace(IMPORT, (_, kw, q, dep) => `${kw}${q}${moduleUrl(dep)}${q}`);
+    urls.set(name, URL.createObjectURL(new Blob([text], { type: "text/javascript" })));
+  }
+  return urls.get(name);
+}
+const [{ parsePacket, decodeFrame, FrameCanvas, FrameGap }, { bindInput }] =
+  await Promise.all([import(moduleUrl("packet.js")), import(moduleUrl("events.js"))]);
+
+const TOOLS = [
+  ["home", "⌂", "Reset original view"],
+  ["back", "←", "Back to previous view"],
+  ["forward", "→", "Forward to next view"],
+  ["pan", "✥", "Pan axes with left mouse, zoom with right"],
+  ["zoom", "⬚", "Zoom to rectangle"],
+];
+// Kernel states in which nothing will answer this figure any more.
+const GONE = { dead: "kernel died", restarting: "kernel restarted", autorestarting: "kernel restarted" };
+const figures = new Map();   // uid -> Figure: initialize and render get different model facades
+
+function el(tag, cls, parent, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+function fromBase64(text) {
+  const bin = atob(text);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out.buffer;
+}
+
+function asArrayBuffer(b) {
+  if (b instanceof ArrayBuffer) return b;
+  const view = b.buffer ? b : new Uint8Array(b);
+  if (view.byteOffset === 0 && view.byteLength === view.buffer.byteLength) return view.buffer;
+  return view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength);
+}
+
+class Figure {
+  constructor(model) {
+    this.model = model;
+    this.instance = Math.random().toString(36).slice(2, 10);
+    this.image = new FrameCanvas(document.createElement("canvas"));
+    this.views = new Set();
+    this.chain = Promise.resolve();
+    this.resyncing = false;
+    this.held = 0;              // credit held back while no view is visible
+    this.heldSeq = null;
+    this.applied = 0;
+    this.rejected = 0;
+    this.gone = null;           // why the kernel will not answer any more
+    this.closed = false;
+    this.base64 = false;
+    this._onMsg = (msg, buffers) => this.onMessage(msg, buffers);
+    model.on("msg:custom", this._onMsg);
+    model.on("change:state", () => this.views.forEach((v) => v.setState(model.get("state") || {})));
+    model.on("comm_live_update", () => this.checkKernel());
+    this._kernelTimer = setInterval(() => this.checkKernel(), 500);
+    this.send({ type: "join", instance: this.instance });
+  }
+
+  send(msg) {
+    if (!this.gone) this.model.send(msg);
+  }
+
+  get visible() {
+    if (document.hidden) return false;
+    for (const v of this.views) if (v.intersecting) return true;
+    return false;
+  }
+
+  onMessage(msg, buffers) {
+    if (!msg || typeof msg !== "object") return;
+    switch (msg.type) {
+      case "frame": {
+        let data = buffers && buffers.length ? asArrayBuffer(buffers[0]) : null;
+        if (!data && typeof msg.b64 === "string") data = fromBase64(msg.b64);
+        else if (!data) {
+          // This frontend drops binary buffers: ask for base64 from now on.
+          if (!this.base64) this.send({ type: "base64" });
+          this.base64 = true;
+          return;
+        }
+        this.onPacket(data);
+        break;
+      }
+      case "download":
+        this.views.forEach((v) => v.downloaded(msg, buffers));
+        break;
+      case "closed":
+        this.closed = true;
+        this.views.forEach((v) => v.status("figure closed", true));
+        break;
+      default:
+        break;
+    }
+  }
+
+  onPacket(buffer) {
+    let frame;
+    try {
+      frame = parsePacket(buffer);
+    } catch (e) {
+      this.reject(e, null);
+      return;
+    }
+    const decoded = decodeFrame(frame);   // starts now, in parallel with earlier frames
+    decoded.catch(() => {});
+    this.chain = this.chain.then(() => decoded).then((ops) => {
+      this.image.apply(frame, ops);
+      if (frame.keyframe) this.resyncing = false;
+      this.applied++;
+      this.credit(frame, true);
+      for (const v of this.views) v.dirty();
+    }, (e) => this.reject(e, frame)).catch((e) => this.reject(e, frame));
+  }
+
+  reject(error, frame) {
+    this.rejected++;
+    if (!(error instanceof FrameGap)) console.warn(`fastfig: ${error.message || error}`);
+    this.credit(frame, false);
+    if (!this.resyncing) {
+      this.resyncing = true;
+      this.send({ type: "resync", instance: this.instance });
+    }
+  }
+
+  credit(frame, ok) {
+    this.held++;
+    if (frame && ok) this.heldSeq = [frame.seq, frame.epoch];
+    if (this.visible) this.flushCredit();
+  }
+
+  flushCredit() {
+    if (!this.held) return;
+    const msg = { type: "credit", n: this.held, instance: this.instance };
+    if (this.heldSeq) [msg.seq, msg.epoch] = this.heldSeq;
+    this.held = 0;
+    this.send(msg);
+  }
+
+  visibilityChanged() {
+    if (this.visible) this.flushCredit();
+  }
+
+  checkKernel() {
+    const kernel = this.model.widget_manager && this.model.widget_manager.kernel;
+    const why = kernel ? GONE[kernel.status] || (kernel.isDisposed ? "kernel shut down" : null) : null;
+    if (why && !this.gone) {
+      this.gone = why;
+      this.views.forEach((v) => v.status(`${why}: this figure is no longer live`, true));
+    }
+  }
+
+  dispose() {
+    clearInterval(this._kernelTimer);
+    this.model.off("msg:custom", this._onMsg);
+    this.views.forEach((v) => v.destroy());
+    figures.delete(this.model.get("uid"));
+  }
+}
+
+class View {
+  constructor(figure, el) {
+    this.figure = figure;
+    this.model = figure.model;
+    this.intersecting = true;
+    this.paintedSeq = null;
+    this.paintedEpoch = null;
+    this.scheduled = false;
+    this.natural = null;        // the figure's own CSS size, from its first image
+    this.lastResize = null;
+    this.build(el);
+    this.setState(this.model.get("state") || {});
+    this.unbind = bindInput(this.overlay, this.root, (x, y) => this.toPixels(x, y),
+      (event) => this.figure.send({ type: "event", event }),
+      { captureScroll: () => this.state.capture_scroll !== false });
+    this.observers = [];
+    if (typeof IntersectionObserver === "function") {
+      const io = new IntersectionObserver((entries) => {
+        this.intersecting = entries[entries.length - 1].isIntersecting;
+        this.figure.visibilityChanged();
+        if (this.intersecting) this.dirty();
+      });
+      io.observe(this.root);
+      this.observers.push(io);
+    }
+    if (typeof ResizeObserver === "function") {
+      const ro = new ResizeObserver(() => this.fit());
+      ro.observe(el);
+      this.observers.push(ro);
+    }
+    this.onVisibility = () => { this.figure.visibilityChanged(); if (!document.hidden) this.dirty(); };
+    document.addEventListener("visibilitychange", this.onVisibility);
+    figure.views.add(this);
+    if (figure.gone) this.status(`${figure.gone}: this figure is no longer live`, true);
+    else if (figure.closed) this.status("figure closed", true);
+    this.dirty();
+  }
+
+  build(parent) {
+    const root = this.root = el("div", "fastfig-figure", parent);
+    root.tabIndex = 0;
+    // Keys typed into a focused figure go to matplotlib, not to the notebook's shortcuts.
+    root.dataset.lmSuppressShortcuts = "true";
+    root.addEventListener("keydown", (e) => e.stopPropagation());
+    root.addEventListener("keyup", (e) => e.stopPropagation());
+    const bar = el("div", "fastfig-toolbar", root);
+    this.buttons = {};
+    for (const [name, glyph, tip] of TOOLS) {
+      const b = el("button", "fastfig-tool", bar, glyph);
+      b.type = "button";
+      b.title = tip;
+      b.dataset.tool = name;
+      b.addEventListener("click", () => this.figure.send({ type: "event", event: { type: "toolbar", name } }));
+      this.buttons[name] = b;
+    }
+    this.formatEl = el("select", "fastfig-format", bar);
+    this.formatEl.title = "Format to save in";
+    for (const f of this.model.get("formats") || ["png"]) el("option", "", this.formatEl, f).value = f;
+    const save = this.buttons.download = el("button", "fastfig-tool", bar, "⤓");
+    save.type = "button";
+    save.title = "Save the figure";
+    save.dataset.tool = "download";
+    save.addEventListener("click", () => {
+      this.message.textContent = "saving…";
+      this.wantsDownload = true;   // the reply goes to every view; this one saves it
+      this.figure.send({ type: "download", format: this.formatEl.value });
+    });
+    this.message = el("span", "fastfig-message", bar, "");
+    const stage = this.stage = el("div", "fastfig-stage", root);
+    this.canvas = el("canvas", "fastfig-image", stage);
+    this.ctx = this.canvas.getContext("2d");
+    this.overlay = el("canvas", "fastfig-overlay", stage);
+    this.veil = el("div", "fastfig-veil", stage, "");
+    this.veil.hidden = true;
+    this.state = {};
+  }
+
+  status(text, veil) {
+    this.veil.textContent = text;
+    this.veil.hidden = !veil;
+    this.root.classList.toggle("fastfig-offline", !!veil);
+  }
+
+  setState(state) {
+    Object.assign(this.state, state);
+    if ("message" in state && this.message.textContent !== "saving…") this.message.textContent = state.message || "";
+    if ("cursor" in state) this.overlay.style.cursor = state.cursor || "default";
+    if ("navigate_mode" in state) {
+      this.buttons.pan.classList.toggle("fastfig-active", state.navigate_mode === "PAN");
+      this.buttons.zoom.classList.toggle("fastfig-active", state.navigate_mode === "ZOOM");
+    }
+    if (state.history) {
+      this.buttons.back.disabled = state.history.back === false;
+      this.buttons.forward.disabled = state.history.forward === false;
+    }
+    if ("rubberband" in state) this.drawOverlay();
+  }
+
+  dirty() {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => {
+      this.scheduled = false;
+      this.paint();
+    });
+  }
+
+  /** Copy the model's image onto this view's canvas: at most once per display frame. */
+  paint() {
+    const image = this.figure.image;
+    if (image.seq === null || !this.intersecting || document.hidden) return;
+    if (image.seq === this.paintedSeq && image.epoch === this.paintedEpoch) return;
+    const src = image.canvas;
+    const sized = this.canvas.width !== src.width || this.canvas.height !== src.height;
+    if (sized) {
+      this.canvas.width = src.width;
+      this.canvas.height = src.height;
+      this.layout();
+    } else {
+      this.ctx.clearRect(0, 0, src.width, src.height);
+    }
+    this.ctx.drawImage(src, 0, 0);
+    this.paintedSeq = image.seq;
+    this.paintedEpoch = image.epoch;
+    this.root.dataset.seq = String(image.seq);
+    if (!this.figure.gone && !this.figure.closed && !this.veil.hidden) this.status("", false);
+    if (View.onpaint) View.onpaint(this);
+  }
+
+  layout() {
+    const dpr = window.devicePixelRatio || 1;
+    const ratio = this.model.get("device_pixel_ratio") || 1;
+    const cw = this.canvas.width / ratio, ch = this.canvas.height / ratio;
+    if (!this.natural) this.natural = [cw, ch];
+    this.canvas.style.width = `${cw}px`;
+    this.canvas.style.aspectRatio = `${this.canvas.width} / ${this.canvas.height}`;
+    this.drawOverlay();
+    if (dpr !== ratio || !this.lastResize) this.fit();
+  }
+
+  /** Ask the kernel for the size this view shows the figure at: its own size, narrowed
+   * to the cell's width (aspect kept), drawn at the screen's pixel density. */
+  fit() {
+    if (!this.natural || this.figure.gone) return;
+    const dpr = window.devicePixelRatio || 1;
+    const room = this.root.parentElement ? this.root.parentElement.clientWidth : 0;
+    let [w, h] = this.natural;
+    if (room > 0 && room < w) {
+      h = Math.floor(h * room / w);
+      w = room;
+    }
+    w = Math.floor(w);
+    h = Math.floor(h);
+    const key = `${w}x${h}@${dpr}`;
+    if (key === this.lastResize) return;
+    const ratio = this.model.get("device_pixel_ratio") || 1;
+    const same = Math.round(this.canvas.width / ratio) === w && Math.round(this.canvas.height / ratio) === h;
+    this.lastResize = key;
+    if (same && ratio === dpr) return;
+    this.figure.send({ type: "event", event: { type: "resize", width: w, height: h, device_pixel_ratio: dpr } });
+  }
+
+  /** Client coordinates -> the figure's CSS pixels from its top left (input events). */
+  toPixels(clientX, clientY) {
+    const r = this.canvas.getBoundingClientRect();
+    const ratio = this.model.get("device_pixel_ratio") || 1;
+    const sx = r.width ? this.canvas.width / r.width / ratio : 1;
+    const sy = r.height ? this.canvas.height / r.height / ratio : 1;
+    return [Math.round((clientX - r.left) * sx * 100) / 100, Math.round((clientY - r.top) * sy * 100) / 100];
+  }
+
+  drawOverlay() {
+    const o = this.overlay;
+    const r = this.canvas.getBoundingClientRect();
+    const dpr = window.devicePixelRatio || 1;
+    const w = Math.max(1, Math.round(r.width * dpr)), h = Math.max(1, Math.round(r.height * dpr));
+    if (o.width !== w || o.height !== h) {
+      o.width = w;
+      o.height = h;
+    }
+    o.style.width = `${r.width}px`;
+    o.style.height = `${r.height}px`;
+    const ctx = o.getContext("2d");
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    const band = this.state.rubberband;   // CSS pixels of the figure, from the top left
+    if (!band || !this.canvas.width || !r.width) return;
+    const ratio = this.model.get("device_pixel_ratio") || 1;
+    const s = w / (this.canvas.width / ratio);
+    const [x0, y0, x1, y1] = band;
+    ctx.setTransform(s, 0, 0, s, 0, 0);
+    ctx.lineWidth = dpr / s;
+    ctx.setLineDash([4 * dpr / s, 4 * dpr / s]);
+    ctx.strokeStyle = "#000";
+    const x = Math.min(x0, x1), y = Math.min(y0, y1);
+    ctx.strokeRect(x, y, Math.abs(x1 - x0), Math.abs(y1 - y0));
+    ctx.lineDashOffset = 4 * dpr / s;
+    ctx.strokeStyle = "#fff";
+    ctx.strokeRect(x, y, Math.abs(x1 - x0), Math.abs(y1 - y0));
+  }
+
+  downloaded(msg, buffers) {
+    if (!this.wantsDownload) return;
+    this.wantsDownload = false;
+    this.message.textContent = "";
+    if (msg.error) {
+      this.message.textContent = `save failed: ${msg.error}`;
+      return;
+    }
+    const data = buffers && buffers.length ? asArrayBuffer(buffers[0]) : fromBase64(msg.b64 || "");
+    const url = URL.createObjectURL(new Blob([data], { type: msg.mime || "application/octet-stream" }));
+    const a = el("a", "", document.body);
+    a.href = url;
+    a.download = `${msg.name || "figure"}.${msg.format}`;
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  }
+
+  destroy() {
+    this.figure.views.delete(this);
+    this.unbind();
+    this.observers.forEach((o) => o.disconnect());
+    document.removeEventListener("visibilitychange", this.onVisibility);
+    this.root.remove();
+    this.figure.visibilityChanged();
+  }
+}
+
+View.onpaint = null;   // hook for tests and benchmarks: called with the view after each paint
+
+function initialize({ model }) {
+  const figure = new Figure(model);
+  figures.set(model.get("uid"), figure);
+  return () => figure.dispose();
+}
+
+function render({ model, el }) {
+  const figure = figures.get(model.get("uid"));
+  if (!figure) return undefined;
+  const view = new View(figure, el);
+  return () => view.destroy();
+}
+
+globalThis.fastfigNotebook = { figures, View };
+export default { initialize, render };
