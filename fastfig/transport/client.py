@@ -233,6 +233,10 @@ class Client:
         elif t == P.PONG:
             if msg.get("server_id") not in (None, self.server_id):
                 self._hello()   # a new server answers at the address: start over
+            elif (isinstance(msg.get("joined"), list) and self._inbox is not None
+                  and self._inbox.joined and not self.closed
+                  and self.figure not in msg["joined"]):
+                self._inbox.join()   # the server forgot us (timed out): join again
         elif t == P.ERROR:
             self._on_error(msg)
 

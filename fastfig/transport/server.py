@@ -432,7 +432,10 @@ class Server:
         self.figures[fields["figure"]].deliver(event, client.route)
 
     def _on_ping(self, client: _Client, fields: dict) -> None:
-        self._send(client.route, P.header(P.PONG, t=fields["t"], server_id=self.server_id))
+        # "joined" lets a client that this server forgot (timed out) find out and join
+        # again, even when it has no credit to return that would be refused.
+        self._send(client.route, P.header(P.PONG, t=fields["t"], server_id=self.server_id,
+                                          joined=sorted(client.joined)))
         # A frame a full queue refused is sent again now, even if the figure is still.
         for consumer in client.joined.values():
             consumer.outbox.pump()
