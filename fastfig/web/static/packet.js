@@ -7,16 +7,29 @@
 // so a rejected packet leaves the picture exactly as it was and no half-applied frame is
 // ever shown. Pixels replace, never blend (PROTOCOL.md 1.4): RAW, RLE and FILL go through
 // putImageData (or an opaque fillRect), a PNG rectangle is cleared before it is drawn.
+//
+// The constants are fastfig/codec/packet.py's, repeated; tests/test_packet_js.py holds
+// them equal.
 
+export const MAGIC = "FFIG";
+export const VERSION_MAJOR = 1;
+export const VERSION_MINOR = 1;
 export const RAW = 0, FILL = 1, RLE = 2, PNG = 3;
 export const ENCODING_NAMES = ["raw", "fill", "rle", "png"];
 export const HEADER_SIZE = 40;
+export const HEADER_SIZE_BASE = 44;
 export const RECT_SIZE = 24;
 export const MAX_SIDE = 32768;
 export const FLAG_KEYFRAME = 1;
+export const FLAG_BASE = 2;
+
+// MAGIC as the little-endian word at offset 0
+const MAGIC_WORD = MAGIC.charCodeAt(0) | (MAGIC.charCodeAt(1) << 8) | (MAGIC.charCodeAt(2) << 16)
+  | (MAGIC.charCodeAt(3) << 24);
+
+import { checkPng, readPng } from "./png.js";
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
-const PNG_SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
 
 /** A packet the viewer must not apply (PROTOCOL.md 1.5). */
 export class FrameError extends Error {}
@@ -32,9 +45,9 @@ export function parsePacket(buffer) {
   const size = buffer.byteLength;
   if (size < HEADER_SIZE) throw new FrameError("packet shorter than its header");
   const view = new DataView(buffer);
-  if (view.getUint32(0, true) !== 0x47494646) throw new FrameError("bad magic");
+  if (view.getInt32(0, true) !== MAGIC_WORD) throw new FrameError("bad magic");
   const major = view.getUint8(4);
-  if (major !== 1) throw new FrameError(`protocol version ${major} is not supported`);
+  if (major !== VERSION_MAJOR) throw new FrameError(`protocol version ${major} is not supported`);
   const headerSize = view.getUint16(6, true);
   if (headerSize < HEADER_SIZE || headerSize % 4 !== 0 || headerSize > size) {
     throw new FrameError(`bad header size ${headerSize}`);
@@ -42,6 +55,8 @@ export function parsePacket(buffer) {
   const flags = view.getUint32(8, true);
   const frame = {
     keyframe: (flags & FLAG_KEYFRAME) !== 0,
+    // a catch-up delta (version 1.1) applies to the image baseSeq, not seq - 1
+    baseSeq: null,
     epoch: view.getUint32(12, true),
     seq: view.getUint32(16, true),
     width: view.getUint32(20, true),
@@ -55,6 +70,11 @@ export function parsePacket(buffer) {
   const { width, height } = frame;
   if (width < 1 || height < 1 || width > MAX_SIDE || height > MAX_SIDE) {
     throw new FrameError(`bad canvas size ${width}x${height}`);
+  }
+  if (flags & FLAG_BASE) {
+    if (frame.keyframe) throw new FrameError("a keyframe with a base");
+    if (headerSize < HEADER_SIZE_BASE) throw new FrameError(`a catch-up delta needs a ${HEADER_SIZE_BASE}-byte header`);
+    frame.baseSeq = view.getUint32(HEADER_SIZE, true);
   }
   const nrects = view.getUint32(28, true);
   let offset = headerSize + nrects * RECT_SIZE;
@@ -89,22 +109,10 @@ export function parsePacket(buffer) {
 }
 
 function checkPngHeader(buffer, offset, length, w, h, i) {
-  // The browser's decoder checks the rest (CRCs, inflate); here: signature, IHDR first,
-  // the rectangle's size, 8-bit RGBA, not interlaced.
-  if (length < 8 + 25 + 12) throw new FrameError(`rectangle ${i}: PNG too short`);
-  const bytes = new Uint8Array(buffer, offset, 33);
-  for (let k = 0; k < 8; k++) {
-    if (bytes[k] !== PNG_SIGNATURE[k]) throw new FrameError(`rectangle ${i}: not a PNG`);
-  }
-  const view = new DataView(buffer, offset);
-  const chunk = String.fromCharCode(bytes[12], bytes[13], bytes[14], bytes[15]);
-  if (view.getUint32(8) !== 13 || chunk !== "IHDR") throw new FrameError(`rectangle ${i}: PNG without IHDR first`);
-  if (view.getUint32(16) !== w || view.getUint32(20) !== h) {
-    throw new FrameError(`rectangle ${i}: PNG of another size than its rectangle`);
-  }
-  if (bytes[24] !== 8 || bytes[25] !== 6 || bytes[28] !== 0) {
-    throw new FrameError(`rectangle ${i}: PNG is not 8-bit RGBA, non-interlaced`);
-  }
+  // The chunks, not the CRCs (the browser's decoder checks what it needs; an exact
+  // decode, png.js's readPng, checks them all).
+  const reason = checkPng(new Uint8Array(buffer, offset, length), w, h);
+  if (reason !== null) throw new FrameError(`rectangle ${i}: ${reason}`);
 }
 
 /** Decode RLE words (PROTOCOL.md 1.3) into out (a Uint32Array of exactly w*h pixels). */
@@ -200,12 +208,20 @@ async function decodePng(bytes) {
   }
 }
 
+async function decodePngExact(bytes, w, h) {
+  const { pixels, reason } = await readPng(bytes, w, h);
+  if (reason) throw new FrameError(reason);
+  return new ImageData(pixels, w, h);
+}
+
 /**
  * Decode every rectangle of a parsed frame into something a canvas can take: ImageData
  * (RAW, RLE, FILL with alpha), a colour (opaque FILL) or an ImageBitmap (PNG). Throws
  * FrameError (asynchronously) when any rectangle is bad; nothing is drawn here.
+ * exactPng: decode PNGs with png.js into exact RGBA (for a FrameImage) rather than with
+ * the browser's faster decoders, which premultiply alpha.
  */
-export async function decodeFrame(frame) {
+export async function decodeFrame(frame, { exactPng = false } = {}) {
   if (!LITTLE_ENDIAN) throw new FrameError("this viewer needs a little-endian machine");
   const buffer = frame.buffer;
   const pending = [];
@@ -216,9 +232,10 @@ export async function decodeFrame(frame) {
         return { x, y, w, h, image: new ImageData(new Uint8ClampedArray(buffer, r.offset, r.length), w, h) };
       case FILL: {
         const c = new Uint8Array(buffer, r.offset, 4);
-        if (c[3] === 255) return { x, y, w, h, fill: `rgb(${c[0]},${c[1]},${c[2]})` };
+        const pixel = new Uint32Array(buffer, r.offset, 1)[0];
+        if (c[3] === 255) return { x, y, w, h, fill: `rgb(${c[0]},${c[1]},${c[2]})`, pixel };
         const image = new ImageData(w, h);
-        new Uint32Array(image.data.buffer).fill(new Uint32Array(buffer, r.offset, 1)[0]);
+        new Uint32Array(image.data.buffer).fill(pixel);
         return { x, y, w, h, image };
       }
       case RLE: {
@@ -227,6 +244,12 @@ export async function decodeFrame(frame) {
         return { x, y, w, h, image };
       }
       default: {
+        if (exactPng) {
+          const op = { x, y, w, h, image: null };
+          pending.push(decodePngExact(new Uint8Array(buffer, r.offset, r.length), w, h)
+            .then((image) => { op.image = image; }));
+          return op;
+        }
         if (IMAGE_DECODER) {
           const op = { x, y, w, h, image: null };
           pending.push(decodePngToImageData(new Uint8Array(buffer, r.offset, r.length), w, h)
@@ -254,6 +277,29 @@ export async function decodeFrame(frame) {
 }
 
 /**
+ * Throw FrameGap unless the frame applies to the image held, described by its epoch, seq
+ * (null before any keyframe), width and height (PROTOCOL.md 1.4).
+ */
+export function checkFollows(held, frame) {
+  if (frame.keyframe) return;
+  if (held.seq === null) throw new FrameGap("a delta before any keyframe");
+  if (frame.epoch !== held.epoch || frame.width !== held.width || frame.height !== held.height) {
+    throw new FrameGap("a delta of another epoch or size");
+  }
+  if (frame.baseSeq !== null) {
+    if (frame.baseSeq !== held.seq) {
+      throw new FrameGap(`catch-up delta from frame ${frame.baseSeq} on frame ${held.seq}`);
+    }
+    return;
+  }
+  // An empty delta may also carry the current seq ("nothing changed").
+  const next = (held.seq + 1) >>> 0;
+  if (frame.seq !== next && !(frame.rects.length === 0 && frame.seq === held.seq)) {
+    throw new FrameGap(`delta ${frame.seq} does not follow frame ${held.seq}`);
+  }
+}
+
+/**
  * The image a viewer holds: a canvas, plus the epoch, sequence number and size of the
  * frame it shows, to decide whether a delta applies (PROTOCOL.md 1.4).
  */
@@ -269,15 +315,7 @@ export class FrameCanvas {
 
   /** Throw FrameGap unless the frame applies to the image held. */
   check(frame) {
-    if (frame.keyframe) return;
-    if (this.seq === null) throw new FrameGap("a delta before any keyframe");
-    if (frame.epoch !== this.epoch || frame.width !== this.width || frame.height !== this.height) {
-      throw new FrameGap("a delta of another epoch or size");
-    }
-    const next = (this.seq + 1) >>> 0;
-    if (frame.rects.length === 0 ? frame.seq !== this.seq : frame.seq !== next) {
-      throw new FrameGap(`delta ${frame.seq} does not follow frame ${this.seq}`);
-    }
+    checkFollows(this, frame);
   }
 
   /** Write a checked, decoded frame: synchronous, so it shows all at once. */
@@ -305,6 +343,70 @@ export class FrameCanvas {
         c.clearRect(op.x, op.y, op.w, op.h);
         c.drawImage(op.bitmap, op.x, op.y);
         if (op.bitmap.close) op.bitmap.close();
+      }
+    }
+    this.epoch = frame.epoch;
+    this.seq = frame.seq;
+    this.width = frame.width;
+    this.height = frame.height;
+  }
+
+  reset() {
+    this.epoch = this.seq = null;
+  }
+}
+
+/**
+ * The image as RGBA bytes (an ImageData, not premultiplied), for code without a canvas
+ * and for exact comparisons: a 2D canvas stores premultiplied alpha, so it cannot hold a
+ * half-transparent pixel exactly. Exact for frames decoded with decodeFrame(frame,
+ * { exactPng: true }); the browser's PNG decoders lose the colour of transparent pixels.
+ */
+export class FrameImage {
+  constructor() {
+    this.image = null;
+    this.epoch = null;
+    this.seq = null;
+    this.width = 0;
+    this.height = 0;
+  }
+
+  check(frame) {
+    checkFollows(this, frame);
+  }
+
+  /** Write a checked, decoded frame (see FrameCanvas.apply). */
+  apply(frame, ops) {
+    this.check(frame);
+    if (frame.keyframe) {
+      if (this.width !== frame.width || this.height !== frame.height || this.image === null) {
+        this.image = new ImageData(frame.width, frame.height);
+      } else {
+        this.image.data.fill(0);
+      }
+    }
+    const stride = frame.width;
+    const dst = new Uint32Array(this.image.data.buffer);
+    for (const op of ops) {
+      let src = op.image;
+      if (op.bitmap) {
+        const canvas = new OffscreenCanvas(op.w, op.h);
+        const ctx = canvas.getContext("2d");
+        ctx.drawImage(op.bitmap, 0, 0);
+        if (op.bitmap.close) op.bitmap.close();
+        src = ctx.getImageData(0, 0, op.w, op.h);
+      }
+      if (src) {
+        // a RAW rectangle's data is a view into the packet (4-byte aligned)
+        const words = new Uint32Array(src.data.buffer, src.data.byteOffset, op.w * op.h);
+        for (let row = 0; row < op.h; row++) {
+          dst.set(words.subarray(row * op.w, (row + 1) * op.w), (op.y + row) * stride + op.x);
+        }
+      } else {
+        for (let row = 0; row < op.h; row++) {
+          const at = (op.y + row) * stride + op.x;
+          dst.fill(op.pixel, at, at + op.w);
+        }
       }
     }
     this.epoch = frame.epoch;
