@@ -7,29 +7,28 @@ import pytest
 from fastfig.transport import protocol as P
 
 
-def test_topics_are_terminated_so_prefixes_do_not_collide():
-    assert P.topic("1") == b"fig/1/"
-    assert not P.topic("10").startswith(P.topic("1"))
-    assert not P.topic("1").startswith(P.SERVER_TOPIC)
+def test_frame_headers_are_constant_per_figure():
+    assert P.frame_header("1") == b'{"v":2,"type":"frame","figure":"1"}'
+    assert P.frame_header("10") != P.frame_header("1")
 
 
 @pytest.mark.parametrize("bad", ["", "a/b", "x" * 65, "é", "a b", None, 1, "fig\n"])
 def test_figure_ids_are_short_ascii(bad):
     with pytest.raises(P.ProtocolError):
-        P.topic(bad)
+        P.check_figure_id(bad)
 
 
 def test_header_round_trip_and_unknown_optional_fields_ignored():
     raw = P.header(P.PING, t=1.5, future_field={"x": 1})
     msg = P.parse_header(raw)
-    assert msg["v"] == 1 and msg["type"] == "ping"
+    assert msg["v"] == 2 and msg["type"] == "ping"
     assert P.check_request(msg) == {"t": 1.5}
 
 
 @pytest.mark.parametrize("raw", [b"", b"\xff\xfe", b"[1, 2]", b'"ping"', b"{", b"null",
                                  b'{"type": "ping"}', b'{"v": "1", "type": "ping"}',
-                                 b'{"v": 1}', b'{"v": 1, "type": 3}', b'{"v": true, "type": "x"}',
-                                 b'{"v": 1, "type": "ping", "t": NaN}'])
+                                 b'{"v": 2}', b'{"v": 2, "type": 3}', b'{"v": true, "type": "x"}',
+                                 b'{"v": 2, "type": "ping", "t": NaN}'])
 def test_malformed_headers(raw):
     with pytest.raises(P.ProtocolError) as e:
         P.parse_header(raw)
@@ -38,9 +37,9 @@ def test_malformed_headers(raw):
 
 def test_unknown_major_version_names_supported_versions():
     with pytest.raises(P.VersionError) as e:
-        P.parse_header(json.dumps({"v": 2, "type": "hello"}).encode())
+        P.parse_header(json.dumps({"v": 1, "type": "hello"}).encode())
     assert e.value.code == P.E_VERSION
-    assert "version(s) 1" in str(e.value)
+    assert "version(s) 2" in str(e.value)
 
 
 def test_oversized_header():
@@ -51,33 +50,45 @@ def test_oversized_header():
 
 def test_unknown_request_type():
     with pytest.raises(P.ProtocolError) as e:
-        P.check_request({"v": 1, "type": "format_disk"})
+        P.check_request({"v": 2, "type": "format_disk"})
     assert e.value.code == P.E_UNKNOWN_TYPE
 
 
 def test_requests_name_known_figures():
     figures = {"1": object()}
-    assert P.check_request({"v": 1, "type": "snapshot", "figure": "1"}, figures) == {"figure": "1"}
+    assert P.check_request({"v": 2, "type": "resync", "figure": "1"}, figures) == {"figure": "1"}
     with pytest.raises(P.ProtocolError) as e:
-        P.check_request({"v": 1, "type": "snapshot", "figure": "2"}, figures)
+        P.check_request({"v": 2, "type": "resync", "figure": "2"}, figures)
     assert e.value.code == P.E_UNKNOWN_FIGURE
     for bad in (None, 1, "../etc", "a" * 100):
         with pytest.raises(P.ProtocolError):
-            P.check_request({"v": 1, "type": "snapshot", "figure": bad}, figures)
+            P.check_request({"v": 2, "type": "leave", "figure": bad}, figures)
 
 
-@pytest.mark.parametrize("seq", [-1, 2**32, 1.5, "3", True, None])
-def test_ack_seq_range(seq):
+def test_join_credit_defaults_and_range():
+    assert P.check_request({"v": 2, "type": "join", "figure": "1"}) == {
+        "figure": "1", "credit": 4}
+    for bad in (0, -1, 65, 1.5, "3", True):
+        with pytest.raises(P.ProtocolError):
+            P.check_request({"v": 2, "type": "join", "figure": "1", "credit": bad})
+
+
+@pytest.mark.parametrize("field, value", [("seq", -1), ("seq", 2**32), ("seq", 1.5),
+                                          ("seq", "3"), ("epoch", True), ("n", None),
+                                          ("n", -1), ("n", 2**21)])
+def test_credit_fields_range(field, value):
+    msg = {"v": 2, "type": "credit", "figure": "1", "n": 1, "seq": 5, "epoch": 6}
+    msg[field] = value
     with pytest.raises(P.ProtocolError):
-        P.check_request({"v": 1, "type": "ack", "figure": "1", "seq": seq})
+        P.check_request(msg)
 
 
 def test_hello_accept():
-    out = P.check_request({"v": 1, "type": "hello", "accept": ["png", "rle", "future"]})
+    out = P.check_request({"v": 2, "type": "hello", "accept": ["png", "rle", "future"]})
     assert {e.name for e in out["accept"]} == {"PNG", "RLE"}
     for bad in ("png", [], [1], ["x" * 40], ["png"] * 17):
         with pytest.raises(P.ProtocolError):
-            P.check_request({"v": 1, "type": "hello", "accept": bad})
+            P.check_request({"v": 2, "type": "hello", "accept": bad})
 
 
 def test_split_envelope_keeps_relay_routes():
