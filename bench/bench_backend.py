@@ -99,7 +99,7 @@ def fastfig_fps(name, size, blit, seconds):
     import fastfig
     proc, address = spawn("anim", name, size, blit)
     try:
-        with fastfig.Client(address, "1", ack_interval=0, timeout=30) as c:
+        with fastfig.Client(address, "1", timeout=30) as c:
             warm = time.monotonic() + 1.0
             while time.monotonic() < warm:
                 c.next_frame(timeout=5)
@@ -121,7 +121,7 @@ def pan_latency_ms(n=40):
     import fastfig
     proc, address = spawn("show", "line1", "1280x720")
     try:
-        with fastfig.Client(address, "1", ack_interval=0, timeout=30) as c:
+        with fastfig.Client(address, "1", timeout=30) as c:
             c.next_frame(timeout=10)
             c.send_event("toolbar", name="pan")
             x, y = 300.0, 200.0
