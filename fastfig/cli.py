@@ -39,11 +39,10 @@ def cmd_relay(args):
     if args.upstream_server_key:
         upstream = security.CurveClient.load(args.upstream_server_key,
                                              args.upstream_client_secret)
-    relay = Relay(args.connect, args.bind, pub_bind=args.pub_bind, curve=_curve_server(args),
+    relay = Relay(args.connect, args.bind, curve=_curve_server(args),
                   upstream_curve=upstream, allow_remote=args.allow_remote,
                   timeout=args.timeout)
-    print(f"fastfig relay: {args.connect} -> {relay.address} (frames on {relay.pub_address})",
-          flush=True)
+    print(f"fastfig relay: {args.connect} -> {relay.address}", flush=True)
     try:
         relay.wait()
     except KeyboardInterrupt:
@@ -160,13 +159,12 @@ def build_parser():
     d.set_defaults(func=cmd_demo)
 
     r = sub.add_parser("relay", help="fan a server out to more subscribers or machines",
-                       description="Relay a fastfig server: frames through an XSUB/XPUB "
-                       "proxy, requests (hello, snapshots, events) through a control proxy.")
+                       description="Relay a fastfig server: one client of the server per "
+                       "figure watched, a server to its own clients; credit flows end to end, "
+                       "input events and downloads go through to the figure's owner.")
     r.add_argument("--connect", required=True, help="the server's control endpoint")
     r.add_argument("--bind", default=None, help="the relay's control endpoint (default: "
                    "127.0.0.1, a free port)")
-    r.add_argument("--pub-bind", default=None, help="the relay's frame endpoint (default: "
-                   "next to --bind)")
     r.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server")
     r.add_argument("--upstream-server-key", help="the server's public .key file, if it uses "
                    "CURVE")
