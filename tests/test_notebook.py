@@ -1,0 +1,214 @@
+"""fastfig in a real JupyterLab, driven by playwright in Debian's Chromium: figures show as
+live views whose pixels are the kernel's, a loop in a running cell is seen while it runs,
+an animation plays while other cells run, a drag-zoom in the page zooms the kernel's
+axes, the saved notebook holds each figure's image/png, a kernel restart shows on the
+view, and closed figures leave nothing behind."""
+
+import base64
+import hashlib
+import json
+
+import pytest
+
+from browser_helpers import missing as browser_missing
+from notebook_helpers import missing as notebook_missing
+
+pytestmark = pytest.mark.skipif(bool(browser_missing() or notebook_missing()),
+                                reason=str(browser_missing() or notebook_missing()))
+
+SETUP = "%matplotlib fastfig\nimport matplotlib.pyplot as plt, numpy as np"
+PLOT = ("fig, ax = plt.subplots(figsize=(6, 4))\n"
+        "x = np.linspace(0, 4 * np.pi, 400)\n"
+        "(line,) = ax.plot(x, np.sin(x))\n"
+        "plt.show()")
+
+# The kernel's image of a figure and its seq, and the page's, as hashes of the RGBA bytes.
+KERNEL_IMAGE = ("import hashlib, json\n"
+                "print(json.dumps([fig.canvas.stream.seq, "
+                "hashlib.sha256(bytes(fig.canvas.buffer_rgba())).hexdigest()]))")
+PAGE_IMAGE = """async (index) => {
+    const el = document.querySelectorAll(".fastfig-figure")[index];
+    const c = el.querySelector("canvas.fastfig-image");
+    const data = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    const digest = await crypto.subtle.digest("SHA-256", data);
+    const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    return [Number(el.dataset.seq), hex];
+}"""
+
+
+@pytest.fixture(scope="module")
+def lab():
+    from notebook_helpers import lab_server
+    with lab_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def page(lab, browser):
+    """The JupyterLab page; a script error of fastfig's in it fails the tests (JupyterLab's
+    own, such as a request cancelled by a kernel shutdown, do not)."""
+    context = browser.new_context(viewport={"width": 1100, "height": 900},
+                                  device_scale_factor=1)
+    page = context.new_page()
+    page.set_default_timeout(60000)
+    errors = []
+    page.on("pageerror", lambda e: errors.append(f"{e}\n{e.stack}"))
+    yield page
+    context.close()
+    ours = [e for e in errors if "fastfig" in e or "blob:" in e]
+    assert not ours, f"errors in the page: {ours}"
+
+
+@pytest.fixture
+def notebook(lab, page, request):
+    """A notebook named after the test with the given cells, open and idle; its kernel is
+    shut down afterwards."""
+    import notebook_helpers as nh
+    opened = []
+
+    def make(*cells):
+        name = f"{request.node.name}.ipynb"
+        lab.write_notebook(name, list(cells))
+        nh.open_notebook(page, lab, name)
+        opened.append(name)
+        return name
+
+    yield make
+    if opened:
+        page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
+
+
+def _wait_in_sync(page, index=0, timeout=20000):
+    """Wait until view index shows the kernel's newest image; return both hashes."""
+    import notebook_helpers as nh
+    page.wait_for_function("(i) => { const e = document.querySelectorAll('.fastfig-figure')[i];"
+                           " return e && e.dataset.seq; }", arg=index, timeout=timeout)
+    for _ in range(50):
+        seq, kernel_hash = json.loads(nh.kernel_eval(page, KERNEL_IMAGE))
+        page.wait_for_function(
+            "([i, seq]) => Number(document.querySelectorAll('.fastfig-figure')[i].dataset.seq) >= seq",
+            arg=[index, seq], timeout=timeout)
+        shown_seq, page_hash = page.evaluate(PAGE_IMAGE, index)
+        if shown_seq == seq:
+            return kernel_hash, page_hash
+    raise AssertionError("the view never settled on the kernel's image")
+
+
+def test_plot_shows_the_kernels_pixels_and_the_saved_notebook_keeps_them(lab, page, notebook):
+    import notebook_helpers as nh
+    name = notebook(SETUP, PLOT)
+    nh.run_all(page)
+    kernel_hash, page_hash = _wait_in_sync(page)
+    assert page_hash == kernel_hash
+    nh.save(page)
+    saved = lab.read_notebook(name)
+    outputs = saved["cells"][1]["outputs"]
+    pngs = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(pngs) == 1 and "application/vnd.jupyter.widget-view+json" in pngs[0]["data"]
+    png = base64.b64decode(pngs[0]["data"]["image/png"])
+    assert png.startswith(b"\x89PNG")
+
+
+def test_a_loop_in_a_running_cell_is_seen_while_it_runs(page, notebook):
+    import notebook_helpers as nh
+    notebook(SETUP, PLOT,
+             "import time\nend = time.monotonic() + 3\ni = 0\n"
+             "while time.monotonic() < end:\n"
+             "    i += 1\n"
+             "    line.set_ydata(np.sin(x + i / 10))\n"
+             "    fig.canvas.draw_idle()\n"
+             "    fig.canvas.flush_events()\n"
+             "    time.sleep(0.01)")
+    nh.run_cell(page, 0)
+    nh.run_cell(page, 1)
+    page.wait_for_function("() => document.querySelector('.fastfig-figure[data-seq]')")
+    page.evaluate("""() => {
+        window.seen = new Set();
+        const tick = () => {
+            const el = document.querySelector(".fastfig-figure");
+            if (window.sampling) window.seen.add(el.dataset.seq);
+            requestAnimationFrame(tick);
+        };
+        window.sampling = false;
+        requestAnimationFrame(tick);
+    }""")
+    nh.run_cell(page, 2, wait=False)
+    page.evaluate("() => { window.sampling = true; }")
+    nh.wait_cells_done(page)
+    page.evaluate("() => { window.sampling = false; }")
+    distinct = page.evaluate("() => window.seen.size")
+    # The kernel sends one frame per flush_events as long as the page has room or the busy
+    # budget (30/s) lends it: on an idle machine >= 20 in 3 s, on a loaded one as many as
+    # the loop could draw; the page must have shown nearly all of them during the cell.
+    sent = int(nh.kernel_eval(page, "from fastfig.mpl import runtime\n"
+                                    "print(runtime.get().notebook.widgets()[0].flow.busy_sent)"))
+    assert distinct >= min(20, 0.7 * sent) and distinct >= 5, \
+        f"{distinct} distinct images while the cell ran, {sent} sent"
+
+
+def test_animation_plays_while_other_cells_run(page, notebook):
+    import notebook_helpers as nh
+    notebook(SETUP, PLOT,
+             "from matplotlib.animation import FuncAnimation\n"
+             "anim = FuncAnimation(fig, lambda i: line.set_ydata(np.sin(x + i / 10)) or [line],"
+             " interval=20, blit=True, cache_frame_data=False)")
+    nh.run_all(page)
+    seq = lambda: page.evaluate("() => Number(document.querySelector('.fastfig-figure').dataset.seq)")
+    first = seq()
+    assert nh.kernel_eval(page, "print(6 * 7)").strip() == "42"   # the kernel answers
+    page.wait_for_function(f"() => Number(document.querySelector('.fastfig-figure').dataset.seq) > {first + 10}")
+    nh.kernel_eval(page, "anim.event_source.stop()")
+
+
+def test_drag_zoom_in_the_page_zooms_the_kernels_axes(page, notebook):
+    import notebook_helpers as nh
+    notebook(SETUP, PLOT)
+    nh.run_all(page)
+    _wait_in_sync(page)
+    before = json.loads(nh.kernel_eval(page, "import json; print(json.dumps(ax.get_xlim()))"))
+    page.click(".fastfig-figure button[data-tool=zoom]")
+    page.wait_for_selector(".fastfig-figure button[data-tool=zoom].fastfig-active")
+    box = page.locator(".fastfig-figure canvas.fastfig-overlay").bounding_box()
+    x0, y0 = box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x0 + box["width"] * 0.2, y0 + box["height"] * 0.2, steps=5)
+    page.mouse.up()
+    for _ in range(100):
+        after = json.loads(nh.kernel_eval(page, "print(json.dumps(ax.get_xlim()))"))
+        if after != before:
+            break
+        page.wait_for_timeout(50)   # the release goes to the kernel as a comm message
+    assert after[1] - after[0] < (before[1] - before[0]) * 0.5, (before, after)
+
+
+def test_kernel_restart_shows_on_the_view(page, notebook):
+    import notebook_helpers as nh
+    notebook(SETUP, PLOT)
+    nh.run_all(page)
+    _wait_in_sync(page)
+    page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
+    page.wait_for_function("() => { const v = document.querySelector('.fastfig-figure .fastfig-veil');"
+                           " return v && !v.hidden && v.textContent.includes('kernel'); }")
+
+
+def test_closed_figures_leave_no_comm_thread_or_timer(page, notebook):
+    import notebook_helpers as nh
+    notebook(SETUP, "import threading, comm\n"
+                    "from fastfig.mpl import runtime\n"
+                    "fe = runtime.get().notebook\n"
+                    "def census():\n"
+                    "    return (len(comm.get_comm_manager().comms), threading.active_count(),\n"
+                    "            len(fe.widgets()), fe._png_timer is not None)\n"
+                    "fig0 = plt.figure(); plt.close(fig0)\n"
+                    "before = census()",
+             "for i in range(100):\n"
+             "    f = plt.figure(figsize=(2, 2)); f.add_subplot().plot([0, i]); plt.show()\n"
+             "    plt.close(f)")
+    nh.run_all(page)
+    after = nh.kernel_eval(page, "import gc; gc.collect(); print(json.dumps([before, census()]))"
+                           .replace("json.dumps", "__import__('json').dumps"))
+    before, after = json.loads(after)
+    assert after[0] <= before[0], f"comms left: {before} -> {after}"
+    assert after[1] <= before[1], f"threads left: {before} -> {after}"
+    assert after[2] == 0 and after[3] is False, f"widgets or timer left: {after}"
