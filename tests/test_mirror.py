@@ -218,3 +218,15 @@ def test_stale_packets_return_their_credit():
     net.deliver()
     run(server, net, [tab], 5)
     assert np.array_equal(tab.decoder.image, server.encoder.image)
+
+
+def test_a_pong_without_the_figure_means_join_again_unless_it_predates_the_join():
+    server = Server()
+    net = Net(server)
+    net.mirror.join()
+    joined_at = net.mirror.joined_at
+    assert not net.mirror.forgotten({"t": joined_at - 1, "joined": []})   # ping before join
+    assert not net.mirror.forgotten({"t": joined_at + 1, "joined": ["1"]})
+    assert net.mirror.forgotten({"t": joined_at + 1, "joined": []})
+    net.mirror.leave()
+    assert not net.mirror.forgotten({"t": joined_at + 1, "joined": []})

@@ -24,6 +24,7 @@ One thread, the owner's loop.
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from .session import DEFAULT_CREDIT, Buffer, Consumer, Inbox, Outbox, Upstream
@@ -50,6 +51,7 @@ class Mirror:
         self.state: dict = {}
         self.keyframes_asked = 0
         self._keyframe_pending = False   # a resync is out and its keyframe not yet in
+        self.joined_at = 0.0                 # time.time() of the last join sent
 
     # -- upstream ---------------------------------------------------------------------------
 
@@ -60,7 +62,15 @@ class Mirror:
     def join(self) -> None:
         """Start receiving (again): the first packet upstream sends is a keyframe."""
         self._keyframe_pending = True
+        self.joined_at = time.time()
         self.inbox.join()
+
+    def forgotten(self, pong: dict) -> bool:
+        """A ``pong`` says upstream forgot this join: its ``joined`` lacks the figure
+        although the ping it answers was sent after the join."""
+        joined, t = pong.get("joined"), pong.get("t")
+        return (self.inbox.joined and isinstance(joined, list) and self.id not in joined
+                and isinstance(t, (int, float)) and t > self.joined_at)
 
     def leave(self, tell: bool = True) -> None:
         """Stop receiving. tell=False: the upstream already forgot (the figure closed, the

@@ -303,6 +303,10 @@ class Relay:
     def _up_pong(self, msg, raw):
         if msg.get("server_id") != self.server_id:
             self._hello()   # another server answers at this address
+        else:
+            for mirror in self.mirrors.values():
+                if mirror.forgotten(msg):    # we were silent too long: join again
+                    mirror.join()
 
     def _up_figures(self, msg, raw):
         self._set_figures(msg.get("figures"))
@@ -454,7 +458,8 @@ class Relay:
             self._unwatch_if_idle(fields["figure"])
 
     def _on_ping(self, client, fields, raw):
-        self._send(client.route, P.header(P.PONG, t=fields["t"], server_id=self.server_id))
+        self._send(client.route, P.header(P.PONG, t=fields["t"], server_id=self.server_id,
+                                          joined=sorted(client.joined)))
         # A frame a full queue refused is sent again now, even if the figure is still.
         for consumer in client.joined.values():
             consumer.outbox.pump()

@@ -203,6 +203,10 @@ class Upstream:
     def _on_pong(self, msg, binary):
         if msg.get("server_id") != self.server_id:
             self._hello()   # another server answers at this address
+        else:
+            for mirror in self.mirrors.values():
+                if mirror.forgotten(msg):    # we were silent too long: join again
+                    mirror.join()
 
     def _on_figures(self, msg, binary):
         self._set_figures(msg.get("figures"))
