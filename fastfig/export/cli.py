@@ -52,7 +52,7 @@ def run(args):
     try:
         result = export(args.script, args.out, fps=args.fps, frames=args.frames,
                         workers=args.workers, quiet=args.quiet, animation=args.animation,
-                        argv=args.args)
+                        argv=args.args, _own_process=True)
     except ExportError as e:
         print(f"fastfig export: error: {e}", file=sys.stderr)
         return 2

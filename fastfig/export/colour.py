@@ -58,6 +58,7 @@ class YUV420Converter:
         self._region = np.array([[0, 0, width, height]], np.int32)
         ncells = -(-width // CELL) * -(-height // CELL)
         self._rects = np.zeros((ncells, 4), np.int32)
+        self._mask = np.zeros((self.ph // 2, self.pw // 2), bool)
         self.stats = {"whole": 0, "partial": 0, "unchanged": 0, "pixels": 0.0}
 
     def convert(self, rgba):
@@ -110,14 +111,12 @@ class YUV420Converter:
 
     def _partial(self, rgba, rects, frame):
         pw, ph = self.pw, self.ph
-        # The 2x2 blocks the rectangles touch (block coordinates), one gathered pass.
-        bx0 = rects[:, 0] // 2
-        by0 = rects[:, 1] // 2
-        bx1 = (rects[:, 0] + rects[:, 2] + 1) // 2
-        by1 = (rects[:, 1] + rects[:, 3] + 1) // 2
-        blocks = np.concatenate([
-            (np.arange(y0, y1)[:, None] * (pw // 2) + np.arange(x0, x1)[None, :]).ravel()
-            for x0, y0, x1, y1 in zip(bx0.tolist(), by0.tolist(), bx1.tolist(), by1.tolist())])
+        # The 2x2 blocks the rectangles touch, marked on the block grid (overlaps once).
+        mask = self._mask
+        mask.fill(False)
+        for x, y, w, h in rects.tolist():
+            mask[y // 2:(y + h + 1) // 2, x // 2:(x + w + 1) // 2] = True
+        blocks = np.flatnonzero(mask)
         by, bx = np.divmod(blocks, pw // 2)
         # Pixel coordinates of each block's four pixels, clamped at an odd edge (the
         # repeated column/row of even_size).

@@ -62,7 +62,7 @@ class Result:
 
 
 def export(anim, path, fps=None, frames=None, workers=None, quiet=False, *, animation=None,
-           argv=()):
+           argv=(), _own_process=False):
     """Write a matplotlib Animation (FuncAnimation, ...) to a video file.
 
     anim: the Animation, or the path of a script that makes one (as ``fastfig export``).
@@ -85,9 +85,10 @@ def export(anim, path, fps=None, frames=None, workers=None, quiet=False, *, anim
         return collector.on_export(anim)
     fmt = formats.for_path(path)
     require_av()
-    if isinstance(anim, (str, os.PathLike)):
+    made_here = isinstance(anim, (str, os.PathLike))
+    if made_here:
         source = Source.from_path(anim, argv, index=animation)
-        anim, _ = script.run(source)
+        anim, _ = script.run(source, own_process=_own_process)
     else:
         _export_calls += 1
         source = Source.from_main(_export_calls)
@@ -110,6 +111,9 @@ def export(anim, path, fps=None, frames=None, workers=None, quiet=False, *, anim
             bar.close()
         if owned:
             executor.shutdown(wait=True, cancel_futures=True)
+        if made_here:                   # the script's figures are ours: do not keep them
+            import matplotlib.pyplot as plt
+            plt.close(anim._fig)
     return Result(os.fspath(path), total, fps, nworkers, time.perf_counter() - t0, stages,
                   render)
 

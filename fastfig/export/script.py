@@ -79,9 +79,11 @@ def collecting():
     return _collector
 
 
-def run(source):
+def run(source, own_process=True):
     """Run the script; returns (animation, collector). Raises ExportError when it makes
-    no animation, or several and the source does not say which."""
+    no animation, or several and the source does not say which. own_process: this
+    process is ours (a worker, the command line): pyplot is switched to Agg first, which
+    closes its figures; else the script runs under pyplot's backend, showing nothing."""
     global _collector
     import matplotlib
     import matplotlib.animation as manim
@@ -101,7 +103,10 @@ def run(source):
         main.__file__ = source.path
         main.__builtins__ = __builtins__
         try:
-            plt.switch_backend("agg")
+            if own_process:
+                plt.switch_backend("agg")
+            else:
+                matplotlib.get_backend()    # resolved now: switching is ignored below
             manim.Animation.__init__ = noting_init
             plt.show = lambda *a, **k: None
             plt.pause = lambda *a, **k: None
