@@ -7,6 +7,7 @@ import asyncio
 import json
 import socket
 
+import numpy as np
 import pytest
 import tornado.httpclient
 import tornado.websocket
@@ -260,6 +261,66 @@ def frame_index_of(packet, tab):
             tab.decoder.decode(p)
     tab.decoder.decode(packet)
     return frame_index(tab.decoder.image)
+
+
+async def until(condition, timeout=TIMEOUT):
+    """Wait (on the loop) until condition() holds; fail after timeout seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+def test_credit_flows_end_to_end_and_a_closed_tab_leaves_the_figure():
+    """The server renders (here: a source publishing on demand) only while a tab takes
+    frames; a tab that stops stops it within the credit of the chain; the last tab gone,
+    the bridge leaves the figure upstream."""
+    async def main():
+        s = await setup()
+        try:
+            source = s.server.add_source((make_frame(i, 160, 120) for i in range(10 ** 6)),
+                                         id="anim")
+            tab = await s.ws("anim")
+            decoder = FrameDecoder()
+            for _ in range(20):
+                packet = await tab.packet()
+                decoder.decode(packet)
+                assert np.array_equal(decoder.image, make_frame(decoder.seq - 1, 160, 120))
+                await tab.take(packet)
+            # The tab stops taking: within its window and the bridge's, the source stops.
+            taken = decoder.seq
+            await until(lambda: not source.demand)
+            assert source.seq - taken <= 2 * DEFAULT_CREDIT
+            # It takes again (what it was sent meanwhile, then on): frames flow again.
+            stopped = source.seq
+            while decoder.seq <= stopped:
+                packet = await tab.packet()
+                decoder.decode(packet)
+                await tab.take(packet)
+            assert np.array_equal(decoder.image, make_frame(decoder.seq - 1, 160, 120))
+            tab.conn.close()
+            await until(lambda: not source.consumers())
+        finally:
+            s.close()
+    run(main())
+
+
+def test_a_tab_waiting_for_a_figure_gets_it_when_it_appears():
+    async def main():
+        s = await setup()
+        try:
+            tab = await s.ws("later")
+            assert (await tab.message("welcome"))["info"] is None
+            stream = s.server.add_figure("later", 120, 80, title="late")
+            stream.publish(make_frame(3, 120, 80))
+            packet = await tab.packet()
+            assert peek(packet).keyframe
+            decoder = FrameDecoder()
+            decoder.decode(packet)
+            assert np.array_equal(decoder.image, make_frame(3, 120, 80))
+        finally:
+            s.close()
+    run(main())
 
 
 def test_events_reach_the_figure_and_bad_ones_are_answered():
