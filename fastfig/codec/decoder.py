@@ -57,7 +57,7 @@ class FrameDecoder:
         work = [self._prepare(i, r) for i, r in enumerate(frame.rects)]
         # Nothing below can fail: all payloads were checked.
         if frame.keyframe:
-            if self.size != (frame.width, frame.height):
+            if self._image is None or self.size != (frame.width, frame.height):
                 self._image = np.zeros((frame.height, frame.width, 4), np.uint8)
                 self._view = self._image.view()
                 self._view.flags.writeable = False

@@ -140,10 +140,10 @@ def pack(frame: Frame) -> bytes:
         raise ValueError("a keyframe has no base: it applies to any image")
     else:
         minor, flags, tail = 1, FLAG_BASE, HEADER_BASE.pack(frame.base_seq & 0xFFFFFFFF)
-    parts = [HEADER.pack(MAGIC, VERSION_MAJOR, minor, _header_size(frame), flags,
+    header = HEADER.pack(MAGIC, VERSION_MAJOR, minor, _header_size(frame), flags,
                          frame.epoch & 0xFFFFFFFF, frame.seq & 0xFFFFFFFF,
-                         frame.width, frame.height, len(frame.rects), frame.timestamp_us),
-             tail]
+                         frame.width, frame.height, len(frame.rects), frame.timestamp_us)
+    parts: list[bytes | memoryview] = [header, tail]
     parts.extend(RECT.pack(r.x, r.y, r.w, r.h, r.encoding, len(r.payload)) for r in frame.rects)
     for r in frame.rects:
         parts.append(r.payload)
