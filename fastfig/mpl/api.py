@@ -7,31 +7,43 @@ that window's canvas. Both calls block like ``plt.show()`` in a script unless
 ``block=False`` (or when an asyncio loop already runs, as in Jupyter).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from . import runtime
 from .backend import FigureCanvasFastfig
 
+if TYPE_CHECKING:
+    from matplotlib.animation import Animation
+    from matplotlib.figure import Figure
 
-def configure(address=None, **server_options):
+    from ..transport.server import Server
+    from ..transport.stream import FigureStream
+
+
+def configure(address: str | None = None, **server_options: Any) -> None:
     """Where to serve (as Server's address: "tcp", "ipc", "tcp://127.0.0.1:5555", ...),
     before the first figure is served."""
     runtime.configure(address=address, server_options=server_options)
 
 
-def get_server():
+def get_server() -> Server:
     """The fastfig Server of this process (started if needed); ``.address`` is the
     endpoint to give ``fastfig.Client``."""
     return runtime.get().ensure_server()
 
 
-def canvas_of(fig):
+def canvas_of(fig: Figure) -> FigureCanvasFastfig:
     """fig's fastfig canvas, attaching one if the figure has another kind."""
     canvas = fig.canvas
-    if not isinstance(canvas, FigureCanvasFastfig):
-        canvas = FigureCanvasFastfig(fig)
-    return canvas
+    if isinstance(canvas, FigureCanvasFastfig):
+        return canvas
+    return FigureCanvasFastfig(fig)
 
 
-def show(fig, *, id=None, title=None, fps=None, block=None):
+def show(fig: Figure, *, id: str | None = None, title: str | None = None,
+         fps: float | None = None, block: bool | None = None) -> FigureStream:
     """Serve fig; returns its FigureStream (``stream.id`` is the figure id to subscribe
     to). fps: target frame rate (None: as fast as frontends take frames). block: run the
     loop until the figure is closed, Ctrl-C or SIGTERM (default: in scripts)."""
@@ -41,12 +53,14 @@ def show(fig, *, id=None, title=None, fps=None, block=None):
     return stream
 
 
-def animate(anim, *, id=None, title=None, fps=None, wallclock=False, block=None):
+def animate(anim: Animation, *, id: str | None = None, title: str | None = None,
+            fps: float | None = None, wallclock: bool = False,
+            block: bool | None = None) -> FigureStream:
     """Serve a matplotlib Animation (FuncAnimation, ...). Its frames are rendered on
     fastfig's loop, as fast as its interval and the frontends allow (fps caps the frame
     rate). wallclock=True keeps it on time: when frames cannot be rendered or taken fast
     enough, frames are skipped so that frame n shows at n * interval."""
-    fig = anim._fig
+    fig = anim._fig  # type: ignore[attr-defined]  # matplotlib has no public accessor
     canvas = canvas_of(fig)
     interval = anim._interval if hasattr(anim, "_interval") else 200
     old = anim.event_source
@@ -66,7 +80,7 @@ def animate(anim, *, id=None, title=None, fps=None, wallclock=False, block=None)
     return stream
 
 
-def close(fig):
+def close(fig: Figure) -> None:
     """Stop serving fig (subscribers are told); it can be shown again."""
     canvas = fig.canvas
     if isinstance(canvas, FigureCanvasFastfig):
