@@ -7,13 +7,14 @@ export class Stats {
   constructor(window_ms = 2000) {
     this.window = window_ms;
     this.events = {
-      received: [],   // {t, bytes}
+      received: [],   // {t, bytes, waitMs}
       applied: [],    // {t, decodeMs}
       painted: [],    // {t, latencyMs, dropped}
     };
     this.counts = { received: 0, painted: 0, dropped: 0, keyframes: 0 };
     this.rejected = 0;
     this.server = null;
+    this.creditAt = null;   // when credit last went back, until the next packet
   }
 
   _push(kind, sample) {
@@ -26,10 +27,19 @@ export class Stats {
     if (old) list.splice(0, old);
   }
 
+  /** Credit went back: the next packet's arrival measures the round trip (the credit to
+   * the bridge and on to the server, a render if the server had nothing newer, the
+   * packet back), which bounds the frame rate when it exceeds a display frame. */
+  credited() {
+    this.creditAt = performance.now();
+  }
+
   /** A packet arrived (bytes long). */
   received(bytes) {
     this.counts.received++;
-    this._push("received", { bytes });
+    const waitMs = this.creditAt === null ? null : performance.now() - this.creditAt;
+    this.creditAt = null;
+    this._push("received", { bytes, waitMs });
   }
 
   /** A frame was applied to the image held, decodeMs after it arrived. */
@@ -63,6 +73,7 @@ export class Stats {
       bytesPerSecond: received.reduce((a, x) => a + x.bytes, 0) / span,
       decodeMs: median(applied.map((x) => x.decodeMs)),
       latencyMs: median(painted.map((x) => x.latencyMs).filter((x) => x !== null)),
+      roundTripMs: median(received.map((x) => x.waitMs).filter((x) => x !== null)),
       encodeMs: this.server && this.server.encode_ms != null ? this.server.encode_ms : null,
       painted: this.counts.painted,
       received: this.counts.received,
@@ -76,7 +87,7 @@ export class Stats {
     const r = this.report();
     const f = (v, d = 1) => (v === null || v === undefined ? "–" : v.toFixed(d));
     return `painted ${f(r.paintedFps)}/s · received ${f(r.receivedFps)}/s · dropped ` +
-      `${f(r.droppedFps)}/s · latency ${f(r.latencyMs)} ms · ` +
+      `${f(r.droppedFps)}/s · latency ${f(r.latencyMs)} ms · round trip ${f(r.roundTripMs)} ms · ` +
       `${f(r.bytesPerSecond / 1024, 0)} KB/s · decode ${f(r.decodeMs, 2)} ms · encode ` +
       `${f(r.encodeMs, 2)} ms · ${r.painted} painted, ${r.received} received, ` +
       `${r.dropped} dropped, ${r.keyframes} keyframes`;

@@ -47,6 +47,7 @@ export class FigureViewer {
     this.chain = Promise.resolve();
     this.resyncing = false;
     this.credit = null;      // {n, seq, epoch}: frames applied, credit not yet returned
+    this.creditFrame = -1;   // display.frames when credit last went back
     this.lastResize = null;
     this.userSized = false;
     this.onpaint = null;   // hook: onpaint(frame, now) after each paint (tests, benchmarks)
@@ -227,6 +228,7 @@ export class FigureViewer {
       this.chain = Promise.resolve();
       this.resyncing = false;
       this.credit = null;
+      this.creditFrame = -1;
       this._status("live");
     };
     ws.onmessage = (e) => {
@@ -361,11 +363,22 @@ export class FigureViewer {
     const received = performance.now();
     this.received++;
     this.stats.received(buffer.byteLength);
+    // Credit policy (PROTOCOL.md 3.5): credit goes back with the paint that shows a frame
+    // (or replaces it), so the figure is rendered as fast as the display shows it, and a
+    // hidden tab, whose animation frames stop, stops taking frames. Except: a packet that
+    // finds nothing else in hand and a display frame gone by since the last credit is
+    // credited at once. The server renders the next frame only once this one is credited;
+    // crediting here lets that render overlap this frame's decode and paint when one
+    // round trip takes longer than a display frame (a loaded machine, a slow figure),
+    // and costs nothing otherwise: a frame credited at its paint arrives within the same
+    // display frame and waits for the next paint.
+    const early = this.pending === 1 && this.display.frames > this.creditFrame;
+    if (early) this._returnCredit(1, this.image.seq, this.image.epoch, true);
     let frame;
     try {
       frame = parsePacket(buffer);
     } catch (e) {
-      this._rejected(e, null);
+      this._rejected(e, null, early);
       return;
     }
     // Every packet is decoded as it arrives (PNGs by the browser's own decoder threads, in
@@ -378,14 +391,17 @@ export class FigureViewer {
       this.applied++;
       if (frame.keyframe) this.resyncing = false;
       this.stats.applied(performance.now() - received, frame.keyframe);
-      // Credit goes back with the paint that shows this frame (or replaces it): a tab
-      // takes frames as fast as the display shows them, and a hidden tab, whose animation
-      // frames stop, stops taking frames until it is shown again.
       const c = this.credit || (this.credit = { n: 0, seq: 0, epoch: 0 });
-      c.n++;
+      if (!early) c.n++;
       c.seq = frame.seq;
       c.epoch = frame.epoch;
-    }, (e) => this._rejected(e, frame)).catch((e) => this._rejected(e, frame));
+    }, (e) => this._rejected(e, frame, early)).catch((e) => this._rejected(e, frame, early));
+  }
+
+  _returnCredit(n, seq, epoch, ok) {
+    this.creditFrame = this.display.frames;
+    this.stats.credited();
+    this._send({ type: "credit", n, seq: seq === null ? 0 : seq, epoch: epoch === null ? 0 : epoch, ok });
   }
 
   _painted(now, taken) {
@@ -394,20 +410,19 @@ export class FigureViewer {
     this.stats.painted(latency, taken.length - 1);
     if (this.veil.hidden === false && this.connected) this._status("live");
     const c = this.credit;
-    if (c) {
-      this.credit = null;
-      this._send({ type: "credit", n: c.n, seq: c.seq, epoch: c.epoch, ok: true });
-    }
+    this.credit = null;
+    // (n is 0 when every frame painted was credited on arrival: seq and epoch still say
+    // what the tab holds now)
+    if (c && c.n) this._returnCredit(c.n, c.seq, c.epoch, true);
     if (this.onpaint) this.onpaint(frame, now);
   }
 
-  _rejected(error, frame) {
+  _rejected(error, frame, credited) {
     this.rejected++;
     this.stats.rejected++;
     if (!(error instanceof FrameGap)) console.warn(`fastfig figure ${this.id}: ${error.message || error}`);
     // A rejected frame's credit goes back at once: nothing will paint it.
-    this._send({ type: "credit", n: 1, seq: frame ? frame.seq : 0, epoch: frame ? frame.epoch : 0,
-                 ok: false });
+    if (!credited) this._returnCredit(1, frame ? frame.seq : 0, frame ? frame.epoch : 0, false);
     if (!this.resyncing) {
       this.resyncing = true;
       this._send({ type: "resync" });
