@@ -175,3 +175,39 @@ def test_a_restarted_server_is_followed():
             assert f is not None and f.keyframe and np.array_equal(f.image, make_frame(7))
     finally:
         srv.close()
+
+
+def test_curve_on_both_sides(tmp_path):
+    """An encrypted server, reached by the relay with its own key; the relay encrypts
+    towards its clients and admits only those it lists."""
+    import os
+    import shutil
+
+    from fastfig.transport.security import CurveClient, CurveServer, make_keys
+    for name in ("server", "relay", "relay-server", "alice", "mallory"):
+        make_keys(str(tmp_path), name)
+    for name, allowed in (("server-clients", "relay"), ("relay-clients", "alice")):
+        os.makedirs(tmp_path / name)
+        shutil.copy(tmp_path / f"{allowed}.key", tmp_path / name / f"{allowed}.key")
+    server_curve = CurveServer.load(str(tmp_path / "server.key_secret"),
+                                    str(tmp_path / "server-clients"))
+    with Server.run_in_thread(curve=server_curve) as srv:
+        srv.add_figure("1", 160, 120).publish(make_frame(4))
+        upstream = CurveClient.load(str(tmp_path / "server.key"),
+                                    str(tmp_path / "relay.key_secret"))
+        relay_curve = CurveServer.load(str(tmp_path / "relay-server.key_secret"),
+                                       str(tmp_path / "relay-clients"))
+        with Relay(srv.address, curve=relay_curve, upstream_curve=upstream) as relay:
+            alice = CurveClient.load(str(tmp_path / "relay-server.key"),
+                                     str(tmp_path / "alice.key_secret"))
+            with Client(relay.address, curve=alice, timeout=5) as c:
+                assert np.array_equal(c.next_frame(5).image, make_frame(4))
+            mallory = CurveClient.load(str(tmp_path / "relay-server.key"),
+                                       str(tmp_path / "mallory.key_secret"))
+            with pytest.raises(TimeoutError):
+                Client(relay.address, curve=mallory, timeout=1)
+        # Without the server's consent there is no relay.
+        with pytest.raises(TimeoutError):
+            Relay(srv.address, upstream_curve=CurveClient.load(
+                str(tmp_path / "server.key"), str(tmp_path / "mallory.key_secret")),
+                timeout=1)
