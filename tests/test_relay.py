@@ -211,3 +211,25 @@ def test_curve_on_both_sides(tmp_path):
             Relay(srv.address, upstream_curve=CurveClient.load(
                 str(tmp_path / "server.key"), str(tmp_path / "mallory.key_secret")),
                 timeout=1)
+
+
+def test_relays_chain():
+    with Server.run_in_thread() as srv:
+        stream = srv.add_figure("1", 160, 120)
+        stream.publish(make_frame(0))
+
+        def on_event(event):
+            if event["type"] == "toolbar" and event["name"] == "download":
+                stream.reply(stream.sender, P.DOWNLOAD, b"%PDF", format="pdf",
+                             mime="application/pdf")
+        stream.on_event(on_event)
+        with Relay(srv.address) as first, Relay(first.address) as second, \
+                Client(second.address, figure="1") as c:
+            assert np.array_equal(c.next_frame(5).image, make_frame(0))
+            for i in range(1, 30):
+                stream.publish(make_frame(i))
+                f = c.next_frame(5)
+                while frame_index(f.image) != i:
+                    f = c.next_frame(5)
+                assert np.array_equal(f.image, make_frame(i))
+            assert c.download("pdf", timeout=5) == b"%PDF"
