@@ -233,3 +233,35 @@ def test_relays_chain():
                     f = c.next_frame(5)
                 assert np.array_equal(f.image, make_frame(i))
             assert c.download("pdf", timeout=5) == b"%PDF"
+
+
+def test_bad_requests_get_an_error_and_everyone_else_is_served():
+    import json
+
+    import zmq
+    with Server.run_in_thread() as srv:
+        stream = srv.add_figure("1", 160, 120)
+        stream.publish(make_frame(0))
+        with Relay(srv.address) as relay, Client(relay.address, figure="1") as c:
+            assert c.next_frame(5) is not None
+            ctx = zmq.Context()
+            bad = ctx.socket(zmq.DEALER)
+            bad.connect(relay.address)
+            try:
+                for frames, code in (
+                        ([b"", b"not json"], "malformed"),
+                        ([b"", json.dumps({"v": 1, "type": "hello"}).encode()], "version"),
+                        ([b"", P.header("nonsense")], "unknown_type"),
+                        ([b"", P.header("join", figure="nope")], "unknown_figure"),
+                        ([b"", P.header("credit", figure="1", n=1)], "not_joined"),
+                        ([b"", P.header("join", figure="1"), b"extra"], "malformed")):
+                    bad.send_multipart(frames)
+                    assert bad.poll(5000)
+                    reply = json.loads(bad.recv_multipart()[-1])
+                    assert reply["type"] == "error" and reply["code"] == code, reply
+            finally:
+                bad.close(0)
+                ctx.term()
+            stream.publish(make_frame(1))
+            f = c.next_frame(5)
+            assert f is not None and np.array_equal(f.image, make_frame(1))
