@@ -16,10 +16,7 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 
-try:
-    from .._encode import copy_rects, damage
-except ImportError:        # a source tree without the built kernels: convert whole frames
-    copy_rects = damage = None
+from .._encode import copy_rects, damage
 
 #: Above this fraction of the frame changed, convert the whole frame with swscale.
 WHOLE_FRAME = 0.25
@@ -69,16 +66,16 @@ class YUV420Converter:
                              f"{rgba.shape}")
         rgba = np.ascontiguousarray(rgba)
         n = 0
-        if self._prev is not None and damage is not None:
+        if self._prev is not None:
             n = damage(rgba, self._prev, self._region, CELL, RECT_COST, self._rects)
             if n == 0:
                 self.stats["unchanged"] += 1
                 return self._frame
             rects = self._rects[:n]
             area = int((rects[:, 2].astype(np.int64) * rects[:, 3]).sum())
-        if self._prev is None or damage is None or area > WHOLE_FRAME * self.width * self.height:
+        if self._prev is None or area > WHOLE_FRAME * self.width * self.height:
             self._frame = self._whole(rgba)
-            self._prev = rgba.copy() if damage is not None else None
+            self._prev = rgba.copy()
             self.stats["whole"] += 1
             self.stats["pixels"] += 1.0
             return self._frame

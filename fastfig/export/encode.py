@@ -24,7 +24,7 @@ class SegmentEncoder:
     ``data()`` returns the bytes). The first frame is a keyframe, so segments join without
     re-encoding. ``seconds`` splits the time spent into colour conversion and encoding."""
 
-    def __init__(self, fmt, fps, width, height, out=None, final=False):
+    def __init__(self, fmt, fps, width, height, out=None, final=False, threads=None):
         self.fmt = fmt
         self.width, self.height = width, height
         self._buffer = io.BytesIO() if out is None else None
@@ -39,6 +39,8 @@ class SegmentEncoder:
         # Frame threads, as the ffmpeg command uses (PyAV's default is slice threads,
         # which x264 runs less efficiently).
         ctx.thread_type = "AUTO"
+        if threads:
+            ctx.thread_count = threads
         if fmt.bt709:
             # Tagged, so players convert back with the matrix the pixels were made with
             # (untagged HD video is guessed at, and some browsers guess BT.601).

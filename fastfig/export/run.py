@@ -18,7 +18,7 @@ import time
 import uuid
 import warnings
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional, Sequence, Union
 
 from . import formats, script
 from .errors import ExportError, require_av
@@ -42,6 +42,7 @@ class Job:
     total: int
     suffix: str
     fps: float
+    threads: Optional[int] = None     # encoder threads (None: FFmpeg's choice)
 
 
 @dataclass
@@ -61,8 +62,11 @@ class Result:
         return self.frames / self.seconds if self.seconds else float("inf")
 
 
-def export(anim, path, fps=None, frames=None, workers=None, quiet=False, *, animation=None,
-           argv=(), _own_process=False):
+def export(anim: Any, path: Union[str, "os.PathLike[str]"], fps: Optional[float] = None,
+           frames: Optional[int] = None,
+           workers: Union[int, concurrent.futures.Executor, None] = None,
+           quiet: bool = False, *, animation: Optional[int] = None,
+           argv: Sequence[str] = (), _own_process: bool = False) -> "Result":
     """Write a matplotlib Animation (FuncAnimation, ...) to a video file.
 
     anim: the Animation, or the path of a script that makes one (as ``fastfig export``).
@@ -152,7 +156,12 @@ def _executor_size(executor):
     client = getattr(executor, "_client", None)          # dask.distributed
     if client is not None:
         try:
-            return max(1, sum(client.nthreads().values()))
+            nthreads = client.nthreads()
+            chosen = getattr(executor, "_kwargs", {}).get("workers")
+            if chosen:                  # get_executor(workers=[...]): those only
+                chosen = [chosen] if isinstance(chosen, str) else chosen
+                nthreads = {k: v for k, v in nthreads.items() if k in set(chosen)}
+            return max(1, sum(nthreads.values()))
         except Exception:
             pass
     return 2
@@ -202,7 +211,12 @@ def _chunks(total, nworkers):
 def _export_parallel(executor, nworkers, source, fmt, fps, total, path, bar):
     from .join import join
     export_id = uuid.uuid4().hex
-    jobs = [Job(export_id, source, a, b, total, fmt.suffix, fps) for a, b in _chunks(total, nworkers)]
+    # Workers of a local pool share this machine's cores: give each encoder its share
+    # rather than letting every one start a thread per core.
+    threads = (max(1, (os.cpu_count() or 1) // nworkers)
+               if isinstance(executor, concurrent.futures.ProcessPoolExecutor) else None)
+    jobs = [Job(export_id, source, a, b, total, fmt.suffix, fps, threads)
+            for a, b in _chunks(total, nworkers)]
     futures = {executor.submit(render_chunk, job): i for i, job in enumerate(jobs)}
     segments = [None] * len(jobs)
     try:
@@ -233,7 +247,7 @@ def _render_stats(all_stats):
 # -- the worker's side ---------------------------------------------------------------------
 
 _worker_lock = threading.Lock()
-_worker_state = {}        # the animation this process recreated for one export
+_worker_state: dict = {}  # the animation this process recreated for one export
 
 
 def render_chunk(job):
@@ -260,7 +274,8 @@ def render_chunk(job):
         for _, rgba in renderer.frames(job.start, job.stop):
             render_s += time.perf_counter() - t
             if encoder is None:
-                encoder = SegmentEncoder(fmt, job.fps, rgba.shape[1], rgba.shape[0])
+                encoder = SegmentEncoder(fmt, job.fps, rgba.shape[1], rgba.shape[0],
+                                         threads=job.threads)
             encoder.add(rgba)
             t = time.perf_counter()
         encoder.close()
