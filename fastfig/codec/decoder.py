@@ -107,7 +107,8 @@ class FrameDecoder:
             if not _encode.rle_valid(data, r.w * r.h):
                 raise FrameError(f"rectangle {i}: malformed RLE payload")
         elif r.encoding == Encoding.PNG:
-            data, reason = png.read_filtered(data, r.w, r.h)
-            if data is None:
+            scanlines, reason = png.read_filtered(data, r.w, r.h)
+            if scanlines is None:
                 raise FrameError(f"rectangle {i}: {reason}")
+            return r, scanlines
         return r, data

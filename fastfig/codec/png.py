@@ -4,7 +4,13 @@ Skipping Pillow's per-row filter search and its level-6 zlib is most of the spee
 (ANCHORS.md s.3). The reader accepts any 8-bit RGBA non-interlaced PNG, which is every
 PNG fastfig writes; it is strict, as its input comes off the network."""
 
+from __future__ import annotations
+
 import struct
+from typing import Union
+
+import numpy as np
+from numpy.typing import NDArray
 
 from .. import _encode
 from . import deflate
@@ -21,7 +27,7 @@ FILTERS = {
 }
 
 
-def _chunk(kind, data):
+def _chunk(kind: bytes, data: bytes) -> bytes:
     return b"".join((struct.pack(">I", len(data)), kind, data,
                      struct.pack(">I", deflate.crc32(data, deflate.crc32(kind)))))
 
@@ -29,12 +35,13 @@ def _chunk(kind, data):
 _IEND = _chunk(b"IEND", b"")
 
 
-def filtered_size(w, h):
+def filtered_size(w: int, h: int) -> int:
     """Bytes of filtered scanlines of a w x h RGBA image."""
     return h * (4 * w + 1)
 
 
-def encode(img, x, y, w, h, scratch, *, level=1, filter="adaptive"):
+def encode(img: NDArray[np.uint8], x: int, y: int, w: int, h: int,
+           scratch: NDArray[np.uint8], *, level: int = 1, filter: str = "adaptive") -> bytes:
     """A PNG file of the rectangle (x, y, w, h) of the RGBA image img. scratch is a
     caller-owned uint8 buffer of at least filtered_size(w, h) bytes, reused across
     frames."""
@@ -44,7 +51,8 @@ def encode(img, x, y, w, h, scratch, *, level=1, filter="adaptive"):
                      _chunk(b"IDAT", idat), _IEND))
 
 
-def read_filtered(data, w, h):
+def read_filtered(data: Union[bytes, memoryview], w: int,
+                  h: int) -> tuple[bytes, None] | tuple[None, str]:
     """The filtered scanlines inside a PNG file that must be a w x h 8-bit RGBA image,
     checked (chunk order, CRCs, header fields, exact inflated size, filter types) so that
     _encode.png_unfilter can write them without failing. Returns None if anything is off,
