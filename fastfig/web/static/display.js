@@ -22,13 +22,16 @@ const MAX_DAMAGE_RECTS = 64;
 
 export class DisplayCanvas {
   /**
-   * canvas: the visible canvas. onPaint(now, taken) is called after each paint with the
-   * rAF timestamp and the frames applied since the previous paint (the newest of them is
-   * the one shown); onLayout() after the visible canvas changed size.
+   * canvas: the visible canvas. In each display frame with something new, onTake(taken)
+   * is called first, with the frames applied since the previous paint (the newest of them
+   * is the one shown: the viewer returns their credit before spending time on pixels),
+   * then onPaint(now, taken) after the paint with the rAF timestamp; onLayout() after the
+   * visible canvas changed size.
    */
-  constructor(canvas, { onPaint = () => {}, onLayout = () => {} } = {}) {
+  constructor(canvas, { onTake = () => {}, onPaint = () => {}, onLayout = () => {} } = {}) {
     this.canvas = canvas;
     this.ctx = canvas.getContext("2d", { alpha: true });
+    this.onTake = onTake;
     this.onPaint = onPaint;
     this.onLayout = onLayout;
     // The image held: checked and written as packet.js says, in bytes no one sees.
@@ -80,6 +83,7 @@ export class DisplayCanvas {
     const taken = this.taken;
     if (!taken.length) return;
     this.taken = [];
+    this.onTake(taken);
     const src = this.image.image;   // ImageData of the newest frame
     const c = this.canvas;
     let resized = false;

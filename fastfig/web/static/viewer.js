@@ -53,6 +53,7 @@ export class FigureViewer {
     this.onpaint = null;   // hook: onpaint(frame, now) after each paint (tests, benchmarks)
     this._build(parent);
     this.display = new DisplayCanvas(this.canvas, {
+      onTake: () => this._takeCredit(),
       onPaint: (now, taken) => this._painted(now, taken),
       onLayout: () => this._layout(),
     });
@@ -404,16 +405,18 @@ export class FigureViewer {
     this._send({ type: "credit", n, seq: seq === null ? 0 : seq, epoch: epoch === null ? 0 : epoch, ok });
   }
 
+  _takeCredit() {
+    const c = this.credit;
+    this.credit = null;
+    // (n is 0 when every frame about to be painted was credited on arrival)
+    if (c && c.n) this._returnCredit(c.n, c.seq, c.epoch, true);
+  }
+
   _painted(now, taken) {
     const frame = taken[taken.length - 1];
     const latency = frame.timestampUs ? Date.now() - frame.timestampUs / 1000 : null;
     this.stats.painted(latency, taken.length - 1);
     if (this.veil.hidden === false && this.connected) this._status("live");
-    const c = this.credit;
-    this.credit = null;
-    // (n is 0 when every frame painted was credited on arrival: seq and epoch still say
-    // what the tab holds now)
-    if (c && c.n) this._returnCredit(c.n, c.seq, c.epoch, true);
     if (this.onpaint) this.onpaint(frame, now);
   }
 
