@@ -16,11 +16,17 @@ control lets it: fastfig paces the figure on the browser's acknowledgements (a f
 acknowledged after it is painted), WebAgg on its one-frame-in-flight "draw" requests.
 WebAgg cannot blit: its canvas has supports_blit = False, so FuncAnimation redraws fully.
 
-Painted frames are counted in the page: fastfig's viewer counts frames applied to its
-canvas; on the WebAgg page an init script counts drawImage calls of the figure's image
-on its canvas (mpl.js draws each received frame with one drawImage). Counting starts after
-a warm-up and runs for --seconds. Chromium is Debian's /usr/bin/chromium at device pixel
-ratio 1, with a viewport larger than the figure.
+What is counted is what a person sees: display refreshes (requestAnimationFrame ticks,
+counted by an init script's own rAF loop in both pages) and, of those, the ticks in which
+the figure's canvas changed ("painted"): fastfig's viewer paints at most once per tick and
+counts its paints; on the WebAgg page the init script counts drawImage calls of the
+figure's image (mpl.js draws each received frame with one drawImage, whenever it arrives,
+so two frames in one refresh count as one painted tick). fastfig's viewer also reports the
+packets it received and the ones it applied but never painted (dropped: a newer one came
+before the next refresh). CPU time of the figure's process (matplotlib, server, bridge),
+of the browser's processes, and of the whole machine over the window says who was busy.
+Counting starts after a warm-up and runs for --seconds. Chromium is Debian's
+/usr/bin/chromium at device pixel ratio 1, with a viewport larger than the figure.
 """
 
 import argparse
@@ -45,6 +51,37 @@ FASTFIG_INTERVAL_MS = float(os.environ.get("FASTFIG_BENCH_INTERVAL_MS", 1))
 WEBAGG_INTERVAL_MS = float(os.environ.get("WEBAGG_BENCH_INTERVAL_MS", 1))
 CASES = ("line1", "heavy", "heavy-blit")
 
+#: Both pages: count display refreshes and the refreshes in which the figure's canvas
+#: changed. window.__paints() is the page's own paint counter (set per system below).
+COUNT_TICKS = """
+(() => {
+  const t = window.__ticks = { ticks: 0, painted: 0, last: null, slow: 0, prev: null, t0: 0 };
+  t.reset = () => { t.ticks = 0; t.painted = 0; t.slow = 0; t.t0 = t.prev; };
+  t.read = () => ({ ticks: t.ticks, painted: t.painted, slow: t.slow,
+                    seconds: (t.prev - t.t0) / 1000 });
+  const tick = (now) => {
+    let n = 0;
+    try { n = window.__paints ? window.__paints() : 0; } catch (_) { n = 0; }
+    if (t.last !== null) {
+      t.ticks++;
+      if (n !== t.last) t.painted++;
+      if (now - t.prev > 25) t.slow++;   // a refresh missed: the main thread was busy
+    }
+    t.last = n;
+    t.prev = now;
+    requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+})();
+"""
+
+FASTFIG_PAINTS = """
+window.__paints = () => {
+  const v = window.fastfig && [...window.fastfig.viewers.values()][0];
+  return v ? v.painted : 0;
+};
+"""
+
 COUNT_WEBAGG_PAINTS = """
 (() => {
   window.__painted = 0;
@@ -53,6 +90,7 @@ COUNT_WEBAGG_PAINTS = """
     if (image instanceof HTMLImageElement) window.__painted++;
     return draw.call(this, image, ...rest);
   };
+  window.__paints = () => window.__painted;
 })();
 """
 
@@ -116,10 +154,83 @@ def start_child(system, case, size):
 
 # -- measuring in the browser ---------------------------------------------------------------
 
-def painted(page, system):
-    if system == "fastfig":
-        return page.evaluate("[...window.fastfig.viewers.values()][0].painted")
-    return page.evaluate("window.__painted")
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _children():
+    """pid -> parent pid for every process."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    out[int(name)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def _tree(root, parents):
+    pids, grew = {root}, True
+    while grew:
+        more = {p for p, pp in parents.items() if pp in pids and p not in pids}
+        pids |= more
+        grew = bool(more)
+    return pids
+
+
+def _cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])   # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / _TICK
+
+
+def _machine_busy():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return (sum(v) - idle) / _TICK
+
+
+class CpuWindow:
+    """CPU seconds over a window: the figure's process tree, the browser (every other
+    process under this one: playwright's driver and Chromium) and the whole machine."""
+
+    def __init__(self, figure_pid):
+        self.figure_pid = figure_pid
+
+    def _sample(self):
+        parents = _children()
+        figure = _tree(self.figure_pid, parents)
+        browser = _tree(os.getpid(), parents) - figure - {os.getpid()}
+        return (time.monotonic(), _cpu_seconds(figure), _cpu_seconds(browser),
+                _machine_busy())
+
+    def start(self):
+        self.t0 = self._sample()
+
+    def stop(self):
+        t1 = self._sample()
+        wall = t1[0] - self.t0[0]
+        figure, browser, machine = (t1[i] - self.t0[i] for i in (1, 2, 3))
+        return {"cpu_figure": figure / wall, "cpu_browser": browser / wall,
+                "cpu_others": max(0.0, machine - figure - browser) / wall,
+                "loadavg": os.getloadavg()[0]}
+
+
+#: The refresh counts and, on fastfig's page, the viewer's packet counters, read together.
+READ_COUNTS = """() => {
+  const out = { ticks: window.__ticks.read() };
+  const v = window.fastfig && [...window.fastfig.viewers.values()][0];
+  if (v) out.viewer = { received: v.received, dropped: v.dropped, rejected: v.rejected };
+  return out;
+}"""
 
 
 def measure(browser, system, case, size, seconds, warmup):
@@ -129,8 +240,8 @@ def measure(browser, system, case, size, seconds, warmup):
                                   device_scale_factor=1)
     try:
         page = context.new_page()
-        if system == "webagg":
-            page.add_init_script(COUNT_WEBAGG_PAINTS)
+        page.add_init_script(COUNT_TICKS)
+        page.add_init_script(FASTFIG_PAINTS if system == "fastfig" else COUNT_WEBAGG_PAINTS)
         deadline = time.monotonic() + 20
         while True:   # WebAgg's server may still be binding
             try:
@@ -140,27 +251,43 @@ def measure(browser, system, case, size, seconds, warmup):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        if system == "fastfig":
-            # (functions, not expression strings: the viewer's page forbids eval)
-            page.wait_for_function("() => window.fastfig && window.fastfig.viewers.size && "
-                                   "[...window.fastfig.viewers.values()][0].painted > 0",
-                                   timeout=20000)
-        else:
-            page.wait_for_function("() => window.__painted > 0", timeout=20000)
+        # (functions, not expression strings: the viewer's page forbids eval)
+        page.wait_for_function("() => window.__paints() > 0", timeout=20000)
         time.sleep(warmup)
-        n0, t0 = painted(page, system), time.monotonic()
+        cpu = CpuWindow(proc.pid)
         if system == "fastfig":
             page.evaluate("[...window.fastfig.viewers.values()][0].stats = "
                           "new (([...window.fastfig.viewers.values()][0].stats).constructor)"
                           f"({int(seconds * 1000)})")
+        # The page's main thread: time in tasks and in scripts (Chromium's own counters).
+        cdp = context.new_cdp_session(page)
+        cdp.send("Performance.enable")
+        main_thread = lambda: {m["name"]: m["value"] for m in  # noqa: E731
+                               cdp.send("Performance.getMetrics")["metrics"]}
+        page.evaluate("window.__ticks.reset()")
+        c0, m0 = page.evaluate(READ_COUNTS), main_thread()
+        cpu.start()
         time.sleep(seconds)
-        n1, t1 = painted(page, system), time.monotonic()
-        result = {"system": system, "case": case, "size": size,
-                  "painted_fps": (n1 - n0) / (t1 - t0), "painted": n1 - n0,
-                  "seconds": t1 - t0}
+        c1, m1 = page.evaluate(READ_COUNTS), main_thread()
+        result = {"system": system, "case": case, "size": size}
+        result.update(cpu.stop())
+        wall = m1["Timestamp"] - m0["Timestamp"]
+        result.update(main_busy=(m1["TaskDuration"] - m0["TaskDuration"]) / wall,
+                      main_script=(m1["ScriptDuration"] - m0["ScriptDuration"]) / wall)
+        # rates over the page's own clock, from the first to the last refresh counted
+        span = c1["ticks"]["seconds"] - c0["ticks"]["seconds"]
+        ticks, painted = (c1["ticks"][k] - c0["ticks"][k] for k in ("ticks", "painted"))
+        result.update(seconds=span, ticks=ticks, painted_ticks=painted,
+                      slow_ticks=c1["ticks"]["slow"] - c0["ticks"]["slow"],
+                      ticks_per_s=ticks / span, painted_fps=painted / span,
+                      painted_share=painted / max(1, ticks))
+        for k, v in (c1.get("viewer") or {}).items():
+            if v is not None:
+                result[f"{k}_fps"] = (v - c0["viewer"][k]) / span
         if system == "fastfig":
             r = page.evaluate("[...window.fastfig.viewers.values()][0].stats.report()")
             result.update(latency_ms=r["latencyMs"], decode_ms=r["decodeMs"],
+                          round_trip_ms=r.get("roundTripMs"),
                           kbytes_per_s=r["bytesPerSecond"] / 1024, keyframes=r["keyframes"])
         return result
     finally:
@@ -188,18 +315,32 @@ def run(sizes, cases, seconds, warmup):
                 for case in cases:
                     for system in ("fastfig", "webagg"):
                         r = measure(browser, system, case, size, seconds, warmup)
-                        print(f"  {system:8s} {case:6s} {size:10s} {r['painted_fps']:7.1f} "
-                              "painted fps", flush=True)
+                        print("  " + line(r), flush=True)
                         results.append(r)
         finally:
             browser.close()
     return results
 
 
+def line(r):
+    """One result as a line of text."""
+    text = (f"{r['system']:8s} {r['case']:10s} {r['size']:10s} painted {r['painted_ticks']:4d} "
+            f"of {r['ticks']:4d} refreshes ({60 * r['painted_share']:4.1f} of 60, "
+            f"{r['painted_fps']:5.1f}/s; {r['slow_ticks']} late)")
+    if "received_fps" in r:
+        text += (f" received {r['received_fps']:5.1f}/s dropped {r.get('dropped_fps', 0):5.1f}/s"
+                 f" round trip {r.get('round_trip_ms') or 0:.1f} ms"
+                 f" latency {r.get('latency_ms') or 0:.1f} ms")
+    return text + (f" | page main thread busy {r['main_busy']:.2f} (script {r['main_script']:.2f})"
+                   f" | cpu figure {r['cpu_figure']:.2f} browser {r['cpu_browser']:.2f} "
+                   f"others {r['cpu_others']:.2f} load {r['loadavg']:.1f}")
+
+
 def table(results):
     by = {(r["system"], r["case"], r["size"]): r for r in results}
-    lines = ["| case | size | fastfig painted fps | WebAgg painted fps | ratio | fastfig latency "
-             "(median) | fastfig decode (median) | fastfig KB/s |",
+    lines = ["| case | size | fastfig painted of 60 refreshes | fastfig received / dropped per s "
+             "| WebAgg painted of 60 | ratio | fastfig latency (median) "
+             "| CPU figure / browser / others (fastfig; WebAgg) |",
              "|---|---|---|---|---|---|---|---|"]
     for (system, case, size), r in by.items():
         if system != "fastfig":
@@ -208,10 +349,13 @@ def table(results):
         wf = w["painted_fps"] if w else float("nan")
         ratio = r["painted_fps"] / wf if w and wf > 0 else float("inf")
         fmt = lambda v, d=1: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
-        lines.append(f"| {case}{' (blit)' if case == 'line1' else ''} | {size} | "
-                     f"{r['painted_fps']:.1f} | {wf:.1f} | {ratio:.1f}x | "
-                     f"{fmt(r.get('latency_ms'))} ms | {fmt(r.get('decode_ms'), 2)} ms | "
-                     f"{fmt(r.get('kbytes_per_s'), 0)} |")
+        cpu = lambda x: f"{x['cpu_figure']:.2f} / {x['cpu_browser']:.2f} / {x['cpu_others']:.2f}"  # noqa: E731
+        lines.append(
+            f"| {case}{' (blit)' if case == 'line1' else ''} | {size} "
+            f"| {60 * r['painted_share']:.1f} ({r['painted_fps']:.1f}/s, {r['ticks_per_s']:.0f} "
+            f"refreshes/s) | {fmt(r.get('received_fps'))} / {fmt(r.get('dropped_fps'))} "
+            f"| {60 * w['painted_share'] if w else float('nan'):.1f} ({wf:.1f}/s) | {ratio:.1f}x "
+            f"| {fmt(r.get('latency_ms'))} ms | {cpu(r)}; {cpu(w) if w else '-'} |")
     return "\n".join(lines)
 
 
