@@ -331,3 +331,12 @@ def test_errors_in_python(tmp_path, monkeypatch):
     with pytest.raises(ExportError, match=r'pip install "fastfig\[export\]"'):
         fastfig.export(str(two), tmp_path / "t2.mp4", quiet=True)
     assert not os.path.exists(tmp_path / "t2.mp4")
+
+
+def test_a_failing_frame_leaves_no_file(tmp_path):
+    script = write_script(tmp_path / "a.py", frames=6, update_extra=(
+        "if i == 3:\n    raise RuntimeError('frame 3 fails')"))
+    out = tmp_path / "a.mp4"
+    with pytest.raises(RuntimeError, match="frame 3 fails"):
+        fastfig.export(str(script), out, workers=1, quiet=True)
+    assert os.listdir(tmp_path) == ["a.py"]

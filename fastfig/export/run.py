@@ -104,13 +104,19 @@ def export(anim: Any, path: Union[str, "os.PathLike[str]"], fps: Optional[float]
     executor, nworkers, owned = _executor(workers, source)
     t0 = time.perf_counter()
     bar = _progress(total, path, quiet)
+    # Written beside the target and renamed when complete: a failed or interrupted
+    # export leaves no truncated video behind (nor clobbers an older one).
+    part = f"{os.fspath(path)}.{os.getpid()}.part"
     try:
         if executor is None:
-            stages, render = _export_here(anim, fmt, fps, total, path, bar)
+            stages, render = _export_here(anim, fmt, fps, total, part, bar)
         else:
             stages, render = _export_parallel(executor, nworkers, source, fmt, fps, total,
-                                              path, bar)
+                                              part, bar)
+        os.replace(part, path)
     finally:
+        if os.path.exists(part):
+            os.unlink(part)
         if bar is not None:
             bar.close()
         if owned:
