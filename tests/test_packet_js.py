@@ -30,6 +30,7 @@ NAMES = [p["name"] for p in MANIFEST["packets"]]
 BASES = {p["name"]: p["base"] for p in MANIFEST["packets"] if "base" in p}
 ORIGIN = "http://127.0.0.1:47913"      # routed by playwright; nothing listens there
 MUTANTS = 10_000
+LANES = 4
 
 
 # -- constants ---------------------------------------------------------------------------------
@@ -260,38 +261,46 @@ def python_verdict(packet, prestate):
 
 
 FUZZ = HELPERS + """
-async ([cases]) => {
-  const canvas = document.getElementById("c");
-  const image = new P.FrameImage();
-  const onCanvas = new P.FrameCanvas(canvas);
-  const results = [];
-  let current = null, before, shown, held;
-  for (const [packetB64, prestateB64] of cases) {
-    // Both holders back on the packet's own base image, unless they still hold it.
-    if (prestateB64 !== current) {
-      await applyTo([image, onCanvas], toBuffer(prestateB64));
-      before = image.image.data.slice();
-      shown = onCanvas.ctx.getImageData(0, 0, canvas.width, canvas.height).data;
-      held = [image.seq, image.epoch, image.width, image.height];
-      current = prestateB64;
+async ([cases, lanes]) => {
+  // Lanes of consecutive cases, each with its own holders, run side by side so that one
+  // lane's PNG decodes (off the main thread) overlap another's work.
+  const lane = async (slice) => {
+    const canvas = document.createElement("canvas");
+    const image = new P.FrameImage();
+    const onCanvas = new P.FrameCanvas(canvas);
+    const results = [];
+    let current = null, before, shown, held;
+    for (const [packetB64, prestateB64] of slice) {
+      // Both holders back on the packet's own base image, unless they still hold it.
+      if (prestateB64 !== current) {
+        await applyTo([image, onCanvas], toBuffer(prestateB64));
+        before = image.image.data.slice();
+        shown = onCanvas.ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+        held = [image.seq, image.epoch, image.width, image.height];
+        current = prestateB64;
+      }
+      const [inMemory, onScreen] = await Promise.all(
+        [outcome(image, toBuffer(packetB64)), outcome(onCanvas, toBuffer(packetB64))]);
+      let intact = true;
+      if (inMemory !== "applied") {
+        intact = crc32(image.image.data) === crc32(before) && image.seq === held[0]
+          && image.epoch === held[1] && image.width === held[2] && image.height === held[3];
+      }
+      if (onScreen !== "applied") {
+        const now = onCanvas.ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+        intact = intact && now.length === shown.length && crc32(now) === crc32(shown)
+          && onCanvas.seq === held[0] && onCanvas.epoch === held[1];
+      }
+      results.push([inMemory, inMemory === "applied" ? crc32(image.image.data) : null, intact,
+                    onScreen]);
+      if (inMemory === "applied" || onScreen === "applied") current = null;
     }
-    const inMemory = await outcome(image, toBuffer(packetB64));
-    const onScreen = await outcome(onCanvas, toBuffer(packetB64));
-    let intact = true;
-    if (inMemory !== "applied") {
-      intact = crc32(image.image.data) === crc32(before) && image.seq === held[0]
-        && image.epoch === held[1] && image.width === held[2] && image.height === held[3];
-    }
-    if (onScreen !== "applied") {
-      const now = onCanvas.ctx.getImageData(0, 0, canvas.width, canvas.height).data;
-      intact = intact && now.length === shown.length && crc32(now) === crc32(shown)
-        && onCanvas.seq === held[0] && onCanvas.epoch === held[1];
-    }
-    results.push([inMemory, inMemory === "applied" ? crc32(image.image.data) : null, intact,
-                  onScreen]);
-    if (inMemory === "applied" || onScreen === "applied") current = null;
-  }
-  return results;
+    return results;
+  };
+  const size = Math.ceil(cases.length / lanes);
+  const slices = [];
+  for (let k = 0; k < cases.length; k += size) slices.push(cases.slice(k, k + size));
+  return (await Promise.all(slices.map(lane))).flat();
 }"""
 
 
@@ -307,7 +316,7 @@ def test_mutated_packets_apply_or_are_rejected_cleanly(page):
     results = []
     for start in range(0, MUTANTS, 2500):            # a few batches keep messages small
         batch = cases[start:start + 2500]
-        results += page.evaluate(FUZZ, [[[b64(p), b64(k)] for p, k in batch]])
+        results += page.evaluate(FUZZ, [[[b64(p), b64(k)] for p, k in batch], LANES])
     outcomes = [r[0] for r in results]
     uncaught = [(i, o) for i, r in enumerate(results) for o in (r[0], r[3])
                 if o.startswith("uncaught")]
