@@ -9,16 +9,16 @@ one run.
 The server is a child process serving the reference scenario line1 (fastfig/scenarios.py)
 at 640x480 as a blitting FuncAnimation with interval 0, streamed by ``fastfig.animate``:
 it renders as fast as its consumers take frames, and only then. The relay is the command
-``fastfig relay --connect ADDRESS`` in a process of its own. Subscribers are child
+``fastfig relay --connect ADDRESS`` in a process of its own. Clients are child
 processes running::
 
     with fastfig.Client(address) as client:
         for frame in client.frames(timeout=5): ...
 
-1. direct, relay: one subscriber for --seconds, connected to the server, then to a relay
+1. direct, relay: one client for --seconds, connected to the server, then to a relay
    in front of a fresh server: frames/s, the longest gap between frames, and the ratio
    relay / direct.
-2. stall: two subscribers through one relay; the first stops reading for 4 s. The other's
+2. stall: two clients through one relay; the first stops reading for 4 s. The other's
    frame rate while it does vs the 4 s before, and the time from the first's resume until
    it holds a frame encoded after the resume.
 """
@@ -54,7 +54,7 @@ def server_child():
         pass
 
 
-def subscriber_child(address, start, end, stall_from, stall_to):
+def client_child(address, start, end, stall_from, stall_to):
     """One default Client reading from start to end (wall clock), reading nothing between
     stall_from and stall_to (0, 0: no stall). Prints one JSON object."""
     import fastfig
@@ -108,7 +108,7 @@ class Served:
                 proc.wait()
 
 
-def subscriber(address, start, end, stall=(0.0, 0.0)):
+def spawn_client(address, start, end, stall=(0.0, 0.0)):
     return spawn("_sub", address, repr(start), repr(end), repr(stall[0]), repr(stall[1]))
 
 
@@ -129,7 +129,7 @@ def readme(seconds, relay):
     served = Served(relay)
     try:
         start = time.time() + SETTLE
-        r = result(subscriber(served.address, start, start + seconds))
+        r = result(spawn_client(served.address, start, start + seconds))
     finally:
         served.close()
     times = r["times"]
@@ -142,8 +142,8 @@ def stall():
     try:
         start = time.time() + SETTLE
         t_stall, t_resume, end = start + STALL, start + 2 * STALL, start + 3 * STALL
-        staller = subscriber(served.address, start, end, (t_stall, t_resume))
-        other = subscriber(served.address, start, end)
+        staller = spawn_client(served.address, start, end, (t_stall, t_resume))
+        other = spawn_client(served.address, start, end)
         staller, other = result(staller), result(other)
     finally:
         served.close()
@@ -169,7 +169,7 @@ def main(argv=None):
     out["relay_vs_direct"] = relayed["fps"] / direct["fps"]
     print(f"relay / direct: {out['relay_vs_direct']:.2f}", flush=True)
     s = out["stall"] = stall()
-    print(f"stall behind the relay: other subscriber {s['other_fps_before']:.0f} -> "
+    print(f"stall behind the relay: other client {s['other_fps_before']:.0f} -> "
           f"{s['other_fps_during_stall']:.0f} frames/s ({100 * s['other_fps_change']:+.1f} %); "
           f"stalled one current {s['stalled_resume_to_current_s']:.3f} s after resuming, "
           f"{s['stalled_received']} frames received in all", flush=True)
@@ -182,6 +182,6 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_server":
         server_child()
     elif len(sys.argv) > 1 and sys.argv[1] == "_sub":
-        subscriber_child(sys.argv[2], *map(float, sys.argv[3:7]))
+        client_child(sys.argv[2], *map(float, sys.argv[3:7]))
     else:
         main()
