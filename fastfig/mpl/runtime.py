@@ -125,10 +125,19 @@ class Runtime:
         done in the caller's thread, nothing else runs."""
         return self._thread is not None and not self._thread.is_alive()
 
+    def _current(self):
+        """Make the loop this thread's current one where it is ours and not running
+        ("script", "prompt"): pyzmq's asyncio sockets make their futures on the current
+        loop, also for a send made from a cell or the script between two runs, and a
+        user's asyncio.run() in between leaves none."""
+        if self.mode in ("script", "prompt") and not self.loop.is_running():
+            asyncio.set_event_loop(self.loop)
+
     def call_soon(self, fn, *args):
         """Run fn(*args) on the loop's thread: now if this is that thread."""
         loop = self.ensure_loop()
         if self.in_loop_thread() or self._loop_gone():
+            self._current()
             fn(*args)
         else:
             loop.call_soon_threadsafe(fn, *args)
@@ -137,6 +146,7 @@ class Runtime:
         """Run fn on the loop's thread and return its result."""
         loop = self.ensure_loop()
         if self.in_loop_thread() or self._loop_gone():
+            self._current()
             return fn(*args, **kwargs)
         return call_in_loop(loop, fn, *args, timeout=60, **kwargs)
 
@@ -146,6 +156,7 @@ class Runtime:
         if self.closed:
             raise RuntimeError("the fastfig runtime is closed (the process is exiting)")
         loop = self.ensure_loop()
+        self._current()
         server = Server(self.address, **self.server_options)
         if self.mode in ("script", "prompt") and not loop.is_running():
             loop.run_until_complete(server.start())
