@@ -12,8 +12,9 @@ or ``matplotlib.use("webagg")`` (matplotlib's WebAgg server), with the same pypl
 heavy = imshow + colour bar + 10,000-point scatter, FuncAnimation(blit=False); heavy-blit =
 the same with blit=True, the same script for both backends). The
 animation asks for a frame every millisecond, so each side runs as fast as its own flow
-control lets it: fastfig paces the figure on the browser's acknowledgements (a frame is
-acknowledged after it is painted), WebAgg on its one-frame-in-flight "draw" requests.
+control lets it: fastfig renders on demand, when the tab has returned the credit of what it
+was sent (the viewer returns it once per display frame, with the paint), WebAgg on its
+one-frame-in-flight "draw" requests.
 WebAgg cannot blit: its canvas has supports_blit = False, so FuncAnimation redraws fully.
 
 What is counted is what a person sees: display refreshes (requestAnimationFrame ticks,
@@ -27,6 +28,8 @@ before the next refresh). CPU time of the figure's process (matplotlib, server, 
 of the browser's processes, and of the whole machine over the window says who was busy.
 Counting starts after a warm-up and runs for --seconds. Chromium is Debian's
 /usr/bin/chromium at device pixel ratio 1, with a viewport larger than the figure.
+"painted of 60" is painted refreshes / refreshes x 60: the share of display frames that
+showed a new image, whatever rate the loaded machine let the page refresh at.
 """
 
 import argparse
@@ -300,7 +303,7 @@ def measure(browser, system, case, size, seconds, warmup):
             proc.wait(5)
 
 
-def run(sizes, cases, seconds, warmup):
+def run(sizes, cases, seconds, warmup, repeat=1):
     from playwright.sync_api import sync_playwright
 
     from browser_helpers import launch, missing
@@ -311,12 +314,15 @@ def run(sizes, cases, seconds, warmup):
     with sync_playwright() as p:
         browser = launch(p)
         try:
-            for size in sizes:
-                for case in cases:
-                    for system in ("fastfig", "webagg"):
-                        r = measure(browser, system, case, size, seconds, warmup)
-                        print("  " + line(r), flush=True)
-                        results.append(r)
+            # Each pair side by side, pair after pair: the load of a shared machine drifts.
+            for attempt in range(repeat):
+                for size in sizes:
+                    for case in cases:
+                        for system in ("fastfig", "webagg"):
+                            r = measure(browser, system, case, size, seconds, warmup)
+                            r["run"] = attempt + 1
+                            print("  " + line(r), flush=True)
+                            results.append(r)
         finally:
             browser.close()
     return results
@@ -330,22 +336,29 @@ def line(r):
     if "received_fps" in r:
         text += (f" received {r['received_fps']:5.1f}/s dropped {r.get('dropped_fps', 0):5.1f}/s"
                  f" round trip {r.get('round_trip_ms') or 0:.1f} ms"
-                 f" latency {r.get('latency_ms') or 0:.1f} ms")
+                 f" decode {r.get('decode_ms') or 0:.1f} ms latency {r.get('latency_ms') or 0:.1f} ms")
     return text + (f" | page main thread busy {r['main_busy']:.2f} (script {r['main_script']:.2f})"
                    f" | cpu figure {r['cpu_figure']:.2f} browser {r['cpu_browser']:.2f} "
                    f"others {r['cpu_others']:.2f} load {r['loadavg']:.1f}")
 
 
+def per_cpu(r):
+    """Frames painted per CPU second of the figure's process: what each side makes of the
+    CPU it got, which a machine shared with other work hands out unevenly."""
+    return r["painted_fps"] / r["cpu_figure"] if r["cpu_figure"] > 0 else float("nan")
+
+
 def table(results):
-    by = {(r["system"], r["case"], r["size"]): r for r in results}
+    by = {(r["system"], r["case"], r["size"], r.get("run", 1)): r for r in results}
     lines = ["| case | size | fastfig painted of 60 refreshes | fastfig received / dropped per s "
-             "| WebAgg painted of 60 | ratio | fastfig latency (median) "
+             "| WebAgg painted of 60 | ratio | ratio per figure CPU second "
+             "| fastfig round trip / latency (median) "
              "| CPU figure / browser / others (fastfig; WebAgg) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for (system, case, size), r in by.items():
+             "|---|---|---|---|---|---|---|---|---|"]
+    for (system, case, size, attempt), r in by.items():
         if system != "fastfig":
             continue
-        w = by.get(("webagg", case, size))
+        w = by.get(("webagg", case, size, attempt))
         wf = w["painted_fps"] if w else float("nan")
         ratio = r["painted_fps"] / wf if w and wf > 0 else float("inf")
         fmt = lambda v, d=1: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
@@ -355,7 +368,9 @@ def table(results):
             f"| {60 * r['painted_share']:.1f} ({r['painted_fps']:.1f}/s, {r['ticks_per_s']:.0f} "
             f"refreshes/s) | {fmt(r.get('received_fps'))} / {fmt(r.get('dropped_fps'))} "
             f"| {60 * w['painted_share'] if w else float('nan'):.1f} ({wf:.1f}/s) | {ratio:.1f}x "
-            f"| {fmt(r.get('latency_ms'))} ms | {cpu(r)}; {cpu(w) if w else '-'} |")
+            f"| {per_cpu(r) / per_cpu(w) if w else float('nan'):.1f}x "
+            f"| {fmt(r.get('round_trip_ms'))} / {fmt(r.get('latency_ms'))} ms "
+            f"| {cpu(r)}; {cpu(w) if w else '-'} |")
     return "\n".join(lines)
 
 
@@ -366,6 +381,8 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=5.0, help="counting window")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before counting")
     parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measure every pair this many times (a row each)")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--child", nargs=4, metavar=("SYSTEM", "CASE", "SIZE", "PORT"),
                         help=argparse.SUPPRESS)
@@ -376,7 +393,7 @@ def main(argv=None):
         (child_fastfig if system == "fastfig" else child_webagg)(case, w, h, int(port))
         return 0
     sizes = ["1920x1080"] if args.quick else list(SIZES)
-    results = run(sizes, args.cases.split(","), args.seconds, args.warmup)
+    results = run(sizes, args.cases.split(","), args.seconds, args.warmup, args.repeat)
     print()
     print(table(results))
     if args.json:
