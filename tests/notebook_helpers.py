@@ -137,16 +137,19 @@ def run_all(page, timeout=60000):
 
 
 def run_cell(page, index, wait=True, timeout=60000):
-    """Run cell number index (and wait for it unless wait=False)."""
+    """Run cell number index; wait until it finished (wait=True) or started."""
     page.evaluate("""(index) => {
         const w = window.jupyterapp.shell.currentWidget;
+        const cell = w.content.widgets[index];
+        window.fastfigRunFrom = cell.model.executionCount;
         w.content.activeCellIndex = index;
         window.jupyterapp.commands.execute("notebook:run-cell");   // not awaited: runs on
     }""", index)
     page.wait_for_function("""(index) => {
         const cell = window.jupyterapp.shell.currentWidget.content.widgets[index];
-        return (cell.promptNode.textContent || "").includes("*");
-    }""", arg=index)
+        return (cell.promptNode.textContent || "").includes("*")
+            || cell.model.executionCount !== window.fastfigRunFrom;
+    }""", arg=index, timeout=timeout)
     if wait:
         wait_cells_done(page, timeout)
 

@@ -20,7 +20,7 @@ so the window is its usual size afterwards.
 import time
 
 #: Frames on their way to the page or waiting there to be taken.
-WINDOW = 4
+WINDOW = 8
 #: Frames per second sent while the kernel is busy and credit cannot come back.
 BUSY_FPS = 30
 #: The Consumer's own window: its credits come back as soon as a packet is on the comm.

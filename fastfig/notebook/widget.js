@@ -63,6 +63,7 @@ class Figure {
     this.image = new FrameCanvas(document.createElement("canvas"));
     this.views = new Set();
     this.chain = Promise.resolve();
+    this.natural = null;        // the figure's own CSS size, from its first image
     this.resyncing = false;
     this.held = 0;              // credit held back while no view is visible
     this.heldSeq = null;
@@ -75,7 +76,14 @@ class Figure {
     model.on("msg:custom", this._onMsg);
     model.on("change:state", () => this.views.forEach((v) => v.setState(model.get("state") || {})));
     model.on("comm_live_update", () => this.checkKernel());
-    this._kernelTimer = setInterval(() => this.checkKernel(), 500);
+    this._kernelTimer = setInterval(() => {
+      this.checkKernel();
+      // A view whose output went away without a new render to take it over.
+      for (const v of this.views) {
+        if (v.orphaned && (v.orphanChecks = (v.orphanChecks || 0) + 1) > 4) v.destroy();
+        else if (!v.orphaned) v.orphanChecks = 0;
+      }
+    }, 500);
     this.send({ type: "join", instance: this.instance });
   }
 
@@ -188,8 +196,8 @@ class View {
     this.paintedSeq = null;
     this.paintedEpoch = null;
     this.scheduled = false;
-    this.natural = null;        // the figure's own CSS size, from its first image
     this.lastResize = null;
+    this.el = el;
     this.build(el);
     this.setState(this.model.get("state") || {});
     this.unbind = bindInput(this.overlay, this.root, (x, y) => this.toPixels(x, y),
@@ -206,9 +214,9 @@ class View {
       this.observers.push(io);
     }
     if (typeof ResizeObserver === "function") {
-      const ro = new ResizeObserver(() => this.fit());
-      ro.observe(el);
-      this.observers.push(ro);
+      this.resizeObserver = new ResizeObserver(() => this.fit());
+      this.resizeObserver.observe(el);
+      this.observers.push(this.resizeObserver);
     }
     this.onVisibility = () => { this.figure.visibilityChanged(); if (!document.hidden) this.dirty(); };
     document.addEventListener("visibilitychange", this.onVisibility);
@@ -309,11 +317,28 @@ class View {
     if (View.onpaint) View.onpaint(this);
   }
 
+  /** An update of the output (its image/png kept current) renders the widget anew and
+   * drops this view's element: the new render takes this view over, canvas and all. */
+  get orphaned() {
+    return !this.el.parentElement;
+  }
+
+  moveTo(el) {
+    el.appendChild(this.root);
+    if (this.resizeObserver) {
+      this.resizeObserver.unobserve(this.el);
+      this.resizeObserver.observe(el);
+    }
+    this.el = el;
+    this.dirty();
+    return this;
+  }
+
   layout() {
     const dpr = window.devicePixelRatio || 1;
     const ratio = this.model.get("device_pixel_ratio") || 1;
     const cw = this.canvas.width / ratio, ch = this.canvas.height / ratio;
-    if (!this.natural) this.natural = [cw, ch];
+    if (!this.figure.natural) this.figure.natural = [cw, ch];
     this.canvas.style.width = `${cw}px`;
     this.canvas.style.aspectRatio = `${this.canvas.width} / ${this.canvas.height}`;
     this.drawOverlay();
@@ -323,10 +348,11 @@ class View {
   /** Ask the kernel for the size this view shows the figure at: its own size, narrowed
    * to the cell's width (aspect kept), drawn at the screen's pixel density. */
   fit() {
-    if (!this.natural || this.figure.gone) return;
+    if (!this.figure.natural || this.figure.gone || !this.root.isConnected) return;
     const dpr = window.devicePixelRatio || 1;
-    const room = this.root.parentElement ? this.root.parentElement.clientWidth : 0;
-    let [w, h] = this.natural;
+    const room = this.el.clientWidth;
+    if (!room) return;   // not laid out (hidden, being moved)
+    let [w, h] = this.figure.natural;
     if (room > 0 && room < w) {
       h = Math.floor(h * room / w);
       w = room;
@@ -420,8 +446,10 @@ function initialize({ model }) {
 function render({ model, el }) {
   const figure = figures.get(model.get("uid"));
   if (!figure) return undefined;
-  const view = new View(figure, el);
-  return () => view.destroy();
+  const orphan = [...figure.views].find((v) => v.orphaned);
+  const view = orphan ? orphan.moveTo(el) : new View(figure, el);
+  const owner = view.owner = {};
+  return () => { if (view.owner === owner) view.destroy(); };
 }
 
 globalThis.fastfigNotebook = { figures, View };
