@@ -296,6 +296,8 @@ class Client:
                 self._drain()
 
     def _upkeep(self) -> None:
+        if self._inbox is not None:
+            self._inbox.flush()   # a credit that could not be sent before
         now = time.monotonic()
         if now - self._last_heard > self.dead_after and now - self._last_hello > self.dead_after:
             self._hello()   # server silent: it may have restarted

@@ -361,7 +361,8 @@ class Outbox:
 
 class Upstream(Protocol):
     """How an Inbox talks to the server: ``send(type_, **fields)`` sends one request
-    (``join``, ``credit``, ``resync``, ``leave``) for the Inbox's figure."""
+    (``join``, ``credit``, ``resync``, ``leave``) for the Inbox's figure. It returns False
+    when the request could not be sent (a credit is then sent with the next flush)."""
 
     def __call__(self, type_: str, **fields: object) -> object: ...
 
@@ -476,11 +477,15 @@ class Inbox:
         Returns True when one was sent."""
         if not self._taken or not self.joined:
             return False
-        n, self._taken = self._taken, 0
-        fields: dict[str, object] = {"figure": self.figure, "n": n}
+        fields: dict[str, object] = {"figure": self.figure, "n": self._taken}
         if self.held is not None:
             fields["epoch"], fields["seq"] = self.held
-        self._send("credit", **fields)
+        if self._send("credit", **fields) is False:
+            # Not sent (no connection at the moment): a lost credit would stall the
+            # figure for this consumer, so it goes with the next flush.
+            self.stats.unsent += 1
+            return False
+        self._taken = 0
         self.stats.credits += 1
         return True
 
@@ -489,7 +494,8 @@ class InboxStats:
     """What an Inbox counted: received (packets), received_bytes, applied, keyframes,
     gaps (a packet that did not follow: resync asked), stale (packets sent before a
     resync took effect, dropped), errors (rejected packets), resyncs, joins, credits
-    (messages sent), latencies (seconds from encode to apply, same-clock peers)."""
+    (messages sent), unsent (credit messages that could not be sent: retried),
+    latencies (seconds from encode to apply, same-clock peers)."""
 
     def __init__(self) -> None:
         self.start = time.monotonic()
@@ -503,4 +509,5 @@ class InboxStats:
         self.resyncs = 0
         self.joins = 0
         self.credits = 0
+        self.unsent = 0
         self.latencies: collections.deque[float] = collections.deque(maxlen=4096)
