@@ -2,7 +2,6 @@
 
 import argparse
 import os
-import runpy
 import sys
 
 from .transport import security
@@ -35,6 +34,7 @@ def cmd_keys(args):
 
 def cmd_relay(args):
     from .transport.relay import Relay
+    _check_address(args, "--bind")
     upstream = None
     if args.upstream_server_key:
         upstream = security.CurveClient.load(args.upstream_server_key,
@@ -56,57 +56,139 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+class UsageError(Exception):
+    """A command line mistake found after parsing (a busy port, an address in use):
+    reported in one line naming the flag, with status 2, as argparse reports its own."""
+
+
 def cmd_serve(args):
     """Run the script under the fastfig backend: its figures are served as it shows them
-    (plt.show() blocks and serves; plt.pause() and animations run on fastfig's loop),
-    and whatever figures are open when it ends are served until Ctrl-C or SIGTERM."""
+    (a blocking plt.show() serves until its figures are closed, plt.pause() and
+    animations run live), and whatever figures are open when it ends are served until
+    they are closed, Ctrl-C or SIGTERM."""
     import signal
+
+    from . import userscript
+    userscript.check(args.script)
+    _check_address(args, "--address")
+    _check_port_free(args.port)
 
     import matplotlib
     matplotlib.use("fastfig")
     import matplotlib.pyplot as plt
 
     from .mpl import runtime
-    from .mpl.backend import FigureCanvasFastfig
 
-    rt = runtime.get()
-    rt.address = args.address
-    rt.server_options = {"curve": _curve_server(args), "allow_remote": args.allow_remote}
-    rt.keep_serving = True
-    announced = []
+    name = os.path.basename(args.script)
+    viewer = []
 
     def announce(count, address):
-        if not announced:
-            announced.append(True)
-            print(f"fastfig: {count} figure(s) on {address} (Ctrl-C to stop)", flush=True)
-    rt.announce = announce
-    if args.fps:
-        FigureCanvasFastfig.fps = args.fps
+        # When the loop first runs with figures: they are served from now on.
+        print(f"fastfig: serving {count} figure{'s' if count != 1 else ''} of {name} on "
+              f"{address} (Ctrl-C to stop)", flush=True)
+        if viewer:
+            print("fastfig: open the viewer at this URL:", flush=True)
+            print(viewer[0].url, flush=True)
+
+    rt = runtime.get()
+    rt.configure(address=args.address, fps=args.fps, announce=announce,
+                 server_options={"curve": _curve_server(args),
+                                 "allow_remote": args.allow_remote})
     rt.ensure_loop(mode="script")
-    server = rt.ensure_server()
     signal.signal(signal.SIGTERM, _interrupt)
-    sys.argv = [args.script, *args.args]
-    sys.path.insert(0, os.path.dirname(os.path.abspath(args.script)))
-    print(f"fastfig: serving {args.script} on {server.address}", flush=True)
-    if args.viewer:
-        bridge = rt.ensure_bridge(port=args.port)
-        print("fastfig: open the viewer at this URL:", flush=True)
-        print(bridge.url, flush=True)
     try:
-        runpy.run_path(args.script, run_name="__main__")
-        plt.show(block=False)
-        announce(len(rt.canvases), server.address)
-        rt.run()
-    except (KeyboardInterrupt, SystemExit):
-        pass
+        _start_serving(rt, args, viewer)
+        status = userscript.run(args.script, args.args)
+        if status == 0:
+            plt.show(block=False)      # figures made but never shown are served too
+            rt.run(until_closed=True)
+        return status
+    except KeyboardInterrupt:
+        return 0
     finally:
+        # A second SIGTERM while closing ends the process at once, without a traceback.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         rt.close()
-    return 0
+
+
+def _start_serving(rt, args, viewer):
+    import zmq
+    try:
+        rt.ensure_server()
+    except zmq.ZMQError as e:
+        if e.errno == zmq.EADDRINUSE:
+            raise UsageError(f"argument --address: {args.address} is in use") from None
+        raise UsageError(f"argument --address: cannot bind {args.address}: {e}") from None
+    if args.viewer:
+        try:
+            viewer.append(rt.ensure_bridge(port=args.port or 0))
+        except OSError as e:
+            raise UsageError(f"argument --port: cannot serve the viewer on port "
+                             f"{args.port}: {e.strerror or e}") from None
+
+
+def _check_address(args, flag):
+    """The address forms the command line takes, and none that would expose an
+    unencrypted server to the network, in the command line's own words."""
+    address = getattr(args, flag.lstrip("-").replace("-", "_"))
+    if address is None or address in ("tcp", "ipc"):
+        return
+    if address.startswith("ipc://"):
+        if len(address) == len("ipc://"):
+            raise UsageError(f"argument {flag}: {address!r} names no socket path")
+        return
+    host = security.tcp_host(address)
+    if host is None:
+        raise UsageError(f"argument {flag}: {address!r} is not an address: give tcp, ipc, "
+                         "tcp://HOST:PORT or ipc:///PATH")
+    port = address.rsplit(":", 1)[1]
+    if port != "*" and not 0 <= int(port) <= 65535:
+        raise UsageError(f"argument {flag}: port {port} is outside 0-65535")
+    if not (security.is_loopback(address) or getattr(args, "curve_secret", None)
+            or getattr(args, "allow_remote", False)):
+        raise UsageError(f"argument {flag}: {address} is reachable from other machines: "
+                         "bind 127.0.0.1 or ipc, encrypt with --curve-secret FILE, or add "
+                         "--allow-remote on a trusted network")
+
+
+def _check_port_free(port):
+    """A busy viewer port found before the script runs, not after."""
+    if not port:
+        return
+    import socket
+    with socket.socket() as s:
+        # As the viewer's server binds: a port in TIME_WAIT is free for it.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise UsageError(f"argument --port: port {port} is in use") from None
 
 
 def cmd_demo(args):
     from . import demo
+    _check_port_free(args.port)
     return demo.main(args)
+
+
+def _port(text):
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is outside 1-65535")
+    return port
+
+
+def _positive(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
 
 
 def _size(text):
@@ -120,8 +202,10 @@ def _size(text):
 
 
 def build_parser():
+    from . import __version__
     p = argparse.ArgumentParser(prog="fastfig", description="Stream live matplotlib "
                                 "figures to any frontend over ZeroMQ.")
+    p.add_argument("--version", action="version", version=f"fastfig {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="run a Python script under the fastfig backend and "
@@ -135,9 +219,9 @@ def build_parser():
     s.add_argument("--address", default=None, help="control endpoint: tcp://127.0.0.1:PORT, "
                    "'ipc' (a private directory) or ipc:///PATH (default: 127.0.0.1, a free "
                    "port)")
-    s.add_argument("--fps", type=float, default=None, help="target frame rate of every "
+    s.add_argument("--fps", type=_positive, default=None, help="target frame rate of every "
                    "figure (default: as fast as frontends take frames)")
-    s.add_argument("--port", type=int, default=0, help="port of the browser viewer on "
+    s.add_argument("--port", type=_port, default=None, help="port of the browser viewer on "
                    "127.0.0.1 (default: a free one)")
     s.add_argument("--no-viewer", dest="viewer", action="store_false", help="do not serve "
                    "the browser viewer (ZeroMQ clients only)")
@@ -149,8 +233,8 @@ def build_parser():
                        "with blitting, an image and scatter animation, an interactive "
                        "figure with a slider and picking) and print the URL of the browser "
                        "viewer, token included. Runs until Ctrl-C or SIGTERM.")
-    d.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free "
-                   "one)")
+    d.add_argument("--port", type=_port, default=None, help="port on 127.0.0.1 (default: a "
+                   "free one)")
     d.add_argument("--size", type=_size, default=(800, 480), metavar="WxH",
                    help="size of each figure in pixels (default: 800x480)")
     d.add_argument("--open", action="store_true", help="open the URL in a web browser")
@@ -165,7 +249,8 @@ def build_parser():
     r.add_argument("--connect", required=True, help="the server's control endpoint")
     r.add_argument("--bind", default=None, help="the relay's control endpoint (default: "
                    "127.0.0.1, a free port)")
-    r.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server")
+    r.add_argument("--timeout", type=_positive, default=10.0, help="seconds to wait for the "
+                   "server")
     r.add_argument("--upstream-server-key", help="the server's public .key file, if it uses "
                    "CURVE")
     r.add_argument("--upstream-client-secret", help="the relay's own .key_secret for the server")
@@ -193,11 +278,17 @@ def _add_curve_server(p):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    from .userscript import ScriptNotFound
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    prog = f"fastfig {args.command}"
     try:
         return args.func(args)
+    except (UsageError, ScriptNotFound) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
     except (ValueError, TimeoutError, OSError) as e:
-        print(f"fastfig: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 1
 
 

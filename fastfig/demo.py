@@ -152,11 +152,12 @@ def main(args):
     from .mpl import runtime
 
     rt = runtime.get()
-    rt.keep_serving = True
-    rt.announce = lambda count, address: None   # the URL below is what to open
+    # Served until a signal, even once every figure is closed; the URL below is what to
+    # open, so nothing else is announced.
+    rt.configure(keep_serving=True, announce=False)
     rt.ensure_loop(mode="script")
     rt.ensure_server()
-    bridge = rt.ensure_bridge(port=args.port, token=args.token)
+    bridge = rt.ensure_bridge(port=args.port or 0, token=args.token)
     figures = build_figures(plt, *args.size)
     plt.show(block=False)
     print(f"fastfig demo: {len(figures)} live figures. Open this URL in a browser "

@@ -1,12 +1,14 @@
 """`fastfig serve SCRIPT`: the script runs under the fastfig backend, live."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 from fastfig import Client
 
@@ -74,6 +76,83 @@ def test_serve_runs_a_blitting_animation_until_sigterm(tmp_path):
         assert images[0].shape == (240, 320, 4)
     finally:
         stop(proc)
+
+
+SHOW_THEN_MORE = textwrap.dedent("""
+    import matplotlib.pyplot as plt
+    fig = plt.figure(figsize=(2, 2), dpi=100)
+    plt.plot([1, 2])
+    # 'c' closes the figure through plt.close (the other way is matplotlib's 'q').
+    fig.canvas.mpl_connect("key_press_event",
+                           lambda e: plt.close(fig) if e.key == "c" else None)
+    plt.show()
+    print("first show returned", flush=True)
+    plt.figure(figsize=(3, 2), dpi=100)
+    plt.plot([2, 1])
+    plt.show()
+    print("second show returned", flush=True)
+""")
+
+
+class Lines:
+    """proc's output lines, read in a thread: wait for one with a timeout."""
+
+    def __init__(self, proc):
+        import queue
+        import threading
+        self.queue = queue.Queue()
+        threading.Thread(target=lambda: [self.queue.put(line) for line in proc.stdout],
+                         daemon=True).start()
+
+    def wait_for(self, text, timeout=30):
+        while True:
+            line = self.queue.get(timeout=timeout)
+            if text in line:
+                return line
+
+
+def frame_shape(address, figure):
+    with Client(address, figure, timeout=30) as c:
+        f = c.next_frame(timeout=30)
+        assert f is not None
+        return f.image.shape
+
+
+def close_with_key(address, figure, key):
+    with Client(address, figure, timeout=30) as c:
+        assert c.next_frame(timeout=30) is not None
+        assert c.send_event("key_press", key=key)
+
+
+@pytest.mark.parametrize("how", ["fastfig serve", "python"])
+def test_blocking_show_returns_when_its_figures_close(tmp_path, how):
+    """As under a desktop backend: show() returns once its figure is closed (plt.close
+    from a key handler, then matplotlib's 'q'), and the figure made after it is served."""
+    script = tmp_path / "script.py"
+    script.write_text(SHOW_THEN_MORE)
+    if how == "python":
+        command = [sys.executable, str(script)]
+        env = dict(os.environ, MPLBACKEND="fastfig", FASTFIG_ADDRESS="tcp")
+    else:
+        command = [sys.executable, "-m", "fastfig.cli", "serve", str(script), "--no-viewer"]
+        env = None
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        lines = Lines(proc)
+        address = re.search(r"(tcp://\S+)", lines.wait_for("fastfig: serving")).group(1)
+        assert frame_shape(address, "1") == (200, 200, 4)
+        close_with_key(address, "1", "c")
+        lines.wait_for("first show returned")
+        # pyplot numbers the next figure 1 again: the new one is served under it.
+        assert frame_shape(address, "1") == (200, 300, 4)
+        close_with_key(address, "1", "q")
+        lines.wait_for("second show returned")
+        assert proc.wait(timeout=30) == 0      # no figure left: the script just ends
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_serve_streams_a_pause_loop(tmp_path):

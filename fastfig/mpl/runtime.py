@@ -267,38 +267,46 @@ class Runtime:
     def close(self):
         """Stop serving (frontends are told each figure closed), then close the viewer,
         the server and the loop fastfig owns. Runs at exit before matplotlib closes its
-        figures, which then find nothing left to do."""
+        figures, which then find nothing left to do. Returns the exceptions met (each
+        step is tried whatever the one before did)."""
         if self.closed:
-            return
+            return []
         self.closed = True
         errors = []
-        live = self.loop is not None and not self._loop_gone()
-        if self.server is not None and live:
+
+        def attempt(fn, *args):
             try:
-                self.call(self._close_figures)
+                fn(*args)
             except Exception as e:
                 errors.append(e)
-        if self.bridge is not None:
-            bridge, self.bridge = self.bridge, None
-            try:
-                bridge.close()
-            except Exception as e:
-                errors.append(e)
-        if self.server is not None:
-            server, self.server = self.server, None
-            try:
-                if self.mode == "thread" and live:
-                    self.call(server.close)
-                else:
-                    server.close()
-            except Exception as e:
-                errors.append(e)
-        if self.mode == "thread" and live:
+
+        server, self.server = self.server, None
+        bridge, self.bridge = self.bridge, None
+        if server is not None:
+            self._on_loop(attempt, self._close_figures)
+        if bridge is not None:
+            attempt(bridge.close)
+        if server is not None:
+            self._on_loop(attempt, server.close)
+        if self.mode == "thread" and not self._loop_gone():
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=5)
-        elif self.mode in ("script", "prompt") and self.loop is not None:
+        elif self.mode in ("script", "prompt"):
             _finish_tasks(self.loop)
         return errors
+
+    def _on_loop(self, fn, *args):
+        """fn(*args) on the loop's thread, inside the running loop where this thread owns
+        it and it is idle: what closing sends then goes out through the loop, not
+        around it."""
+        if self.loop is None or self._loop_gone() or self.loop.is_closed():
+            fn(*args)
+        elif self.mode in ("script", "prompt") and not self.loop.is_running():
+            async def inside():
+                fn(*args)
+            self.loop.run_until_complete(inside())
+        else:
+            self.call(fn, *args)
 
     def _close_figures(self):
         for canvas in list(self.canvases):
