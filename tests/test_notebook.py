@@ -212,3 +212,15 @@ def test_closed_figures_leave_no_comm_thread_or_timer(page, notebook):
     assert after[0] <= before[0], f"comms left: {before} -> {after}"
     assert after[1] <= before[1], f"threads left: {before} -> {after}"
     assert after[2] == 0 and after[3] is False, f"widgets or timer left: {after}"
+
+
+def test_rerunning_a_cell_frees_the_figures_of_its_last_run(page, notebook):
+    import notebook_helpers as nh
+    notebook(SETUP, PLOT)
+    nh.run_all(page)
+    _wait_in_sync(page)
+    nh.run_cell(page, 1)
+    census = nh.kernel_eval(page, "from fastfig.mpl import runtime\n"
+                                  "print(len(plt.get_fignums()), len(runtime.get().notebook.widgets()))")
+    assert census.split() == ["1", "1"]
+    _wait_in_sync(page)

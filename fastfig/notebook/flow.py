@@ -82,6 +82,15 @@ class ViewFlow:
         self.leader = instance
         self.start()
 
+    def leave(self, instance):
+        """A page stopped showing the widget (its notebook closed): if it was the one
+        speaking for the pages, stop sending until a page joins again."""
+        if instance == self.leader:
+            self.leader = None
+            if self.consumer is not None:
+                self.consumer.close()
+                self.consumer = None
+
     def credit(self, n, instance=None, seq=None, epoch=None):
         # Every page receives every frame; the one that joined last speaks for them (a
         # page that falls behind sees a gap and asks for a resync).

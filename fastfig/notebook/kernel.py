@@ -136,6 +136,12 @@ class NotebookFrontend:
         self.executing = True
         self.this_cell = set()
         self.cell_id = getattr(info, "cell_id", None)
+        if self.cell_id is not None:
+            # The cell runs again: the figures its last run made are done with (their
+            # outputs are being cleared); free them, as closing their windows would.
+            for canvas, shown in list(self.shown.items()):
+                if shown.cell == self.cell_id:
+                    _close_figure(canvas)
 
     def _post_run_cell(self, result=None):
         self.executing = False
@@ -253,6 +259,16 @@ def _drain(frames):
     if frames._dirty:
         frames.publish_now()
     frames._run_idle()
+
+
+def _close_figure(canvas):
+    from matplotlib import _pylab_helpers
+    manager = canvas.manager
+    if manager is not None and _pylab_helpers.Gcf.has_fignum(manager.num) and \
+            _pylab_helpers.Gcf.figs.get(manager.num) is manager:
+        _pylab_helpers.Gcf.destroy(manager)
+    else:
+        canvas.stop_serving()
 
 
 def _fastfig_backend():

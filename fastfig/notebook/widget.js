@@ -181,6 +181,7 @@ class Figure {
   }
 
   dispose() {
+    this.send({ type: "leave", instance: this.instance });
     clearInterval(this._kernelTimer);
     this.model.off("msg:custom", this._onMsg);
     this.views.forEach((v) => v.destroy());

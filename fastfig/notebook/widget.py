@@ -4,7 +4,7 @@ Frames go to the page as custom comm messages whose one binary buffer is the fra
 (base64 in the message only for a page that said its frontend drops buffers), so they are
 never widget state: nothing is synced back or saved with the notebook. Figure state
 (title, cursor, message, navigation mode, rubberband) is small and goes in the ``state``
-trait. The page's messages: join, credit, resync, event (validated like the ZeroMQ
+trait. The page's messages: join, leave, credit, resync, event (validated like the ZeroMQ
 protocol's), download, base64.
 """
 
@@ -129,6 +129,8 @@ class FigureWidget(anywidget.AnyWidget):
             self.flow.credit(n, msg.get("instance"), seq, epoch)
         elif kind == "join":
             self.flow.join(msg.get("instance"))
+        elif kind == "leave":
+            self.flow.leave(msg.get("instance"))
         elif kind == "resync":
             self.flow.resync()
         elif kind == "event":
