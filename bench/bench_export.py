@@ -43,23 +43,43 @@ def load():
     return runpy.run_path(SCRIPT, run_name="bench")
 
 
+class Clock:
+    """Wall seconds and CPU seconds of this process (all its threads) and of the child
+    processes that ended meanwhile (ffmpeg, a process pool's workers). CPU seconds per
+    frame hardly depend on what else runs on the machine; wall seconds do."""
+
+    def __enter__(self):
+        self.wall = time.perf_counter()
+        self.cpu = self._cpu()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = self._cpu() - self.cpu
+
+    @staticmethod
+    def _cpu():
+        import resource
+        c = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + c.ru_utime + c.ru_stime
+
+
 def baseline(out):
     """Animation.save with FFMpegWriter, as a matplotlib user makes a video: the script
     run and the save timed together (fastfig.export runs the script too)."""
-    t = time.perf_counter()
-    g = load()
-    g["anim"].save(out, writer=FFMpegWriter(fps=FPS, codec="libx264",
-                                            extra_args=["-pix_fmt", "yuv420p"]))
-    seconds = time.perf_counter() - t
+    with Clock() as clock:
+        g = load()
+        g["anim"].save(out, writer=FFMpegWriter(fps=FPS, codec="libx264",
+                                                extra_args=["-pix_fmt", "yuv420p"]))
     import matplotlib.pyplot as plt
     plt.close(g["fig"])
-    return seconds
+    return clock
 
 
 def ours(out, workers):
-    t = time.perf_counter()
-    result = fastfig.export(SCRIPT, out, fps=FPS, workers=workers, quiet=True)
-    return time.perf_counter() - t, result
+    with Clock() as clock:
+        result = fastfig.export(SCRIPT, out, fps=FPS, workers=workers, quiet=True)
+    return clock, result
 
 
 def references(n):
@@ -96,62 +116,64 @@ def count_frames(path):
 
 
 def stages(n):
-    """Each stage alone, one process, frames/s: full render (what Animation.save draws),
-    blitted render, colour conversion (changed pixels; swscale on whole frames), x264 on
-    ready yuv420p pictures (all cores; one thread)."""
+    """Each stage alone in this process, CPU milliseconds per frame (all threads): a full
+    render (what Animation.save draws), a blitted render, colour conversion (changed
+    pixels; swscale on whole frames), x264 on ready yuv420p pictures (its threads; one)."""
+    cpu = time.process_time
     g = load()
     fig, update = g["fig"], g["update"]
     canvas = FigureCanvasAgg(fig)
     canvas._is_saving = True
-    t = time.perf_counter()
+    t = cpu()
     for i in range(n):
         update(i)
         canvas.draw()
-    full = n / (time.perf_counter() - t)
+    full = (cpu() - t) / n
     import matplotlib.pyplot as plt
     plt.close(fig)
 
     g = load()
     renderer = FrameRenderer(g["anim"])
     rendered = []
-    t = time.perf_counter()
+    t = cpu()
     for _, rgba in renderer.frames(0, n):
-        rendered.append(rgba.copy())      # the copy is counted: ~1 ms
-    blit = n / (time.perf_counter() - t)
+        rendered.append(rgba.copy())      # the copy is counted: ~0.5 ms
+    blit = (cpu() - t) / n
     renderer.close()
     plt.close(g["fig"])
 
     h, w = rendered[0].shape[:2]
     conv = YUV420Converter(w, h)
     pictures = []
-    t = time.perf_counter()
+    convert = 0.0
     for rgba in rendered:
+        t = cpu()
         f = conv.convert(rgba)
+        convert += cpu() - t
         pictures.append(av.VideoFrame.from_ndarray(f.to_ndarray(), format="yuv420p"))
-    t_copy = time.perf_counter()
-    for f in pictures:
-        f.to_ndarray()
-    copy_s = time.perf_counter() - t_copy
-    convert = n / max(t_copy - t - copy_s, 1e-9)
-    t = time.perf_counter()
+    convert /= n
+    t = cpu()
     for rgba in rendered:
         conv._whole(rgba)
-    swscale = n / (time.perf_counter() - t)
+    swscale = (cpu() - t) / n
 
     def x264(threads):
         with tempfile.TemporaryDirectory() as d:
             enc = SegmentEncoder(FORMATS[".mp4"], FPS, w, h, out=os.path.join(d, "x.mp4"),
                                  threads=threads)
-            t = time.perf_counter()
-            for i, f in enumerate(pictures):
-                f.pts = i
-                enc._mux(enc.stream.encode(f))
-            enc.close()
-            return n / (time.perf_counter() - t)
+            with Clock() as clock:
+                for i, f in enumerate(pictures):
+                    f.pts = i
+                    enc._mux(enc.stream.encode(f))
+                enc.close()
+            return clock.cpu / n
 
-    return {"full_render": full, "blit_render": blit, "convert_changed": convert,
-            "convert_swscale_whole": swscale, "changed_fraction": conv.stats["pixels"] / n,
-            "x264_all_threads": x264(None), "x264_one_thread": x264(1)}
+    ms = {"full_render": full, "blit_render": blit, "convert_changed": convert,
+          "convert_swscale_whole": swscale, "x264_all_threads": x264(None),
+          "x264_one_thread": x264(1)}
+    out = {k: round(1000 * v, 2) for k, v in ms.items()}
+    out["changed_fraction"] = round(conv.stats["pixels"] / n, 3)
+    return out
 
 
 def dask_scaling(n_workers_list, tmp):
@@ -164,8 +186,8 @@ def dask_scaling(n_workers_list, tmp):
         for n in n_workers_list:
             executor = client.get_executor(workers=addresses[:n], allow_other_workers=False)
             out = os.path.join(tmp, f"dask{n}.mp4")
-            seconds, result = ours(out, executor)
-            rows[n] = {"seconds": seconds, "fps": result.frames / seconds,
+            clock, result = ours(out, executor)
+            rows[n] = {"seconds": clock.wall, "fps": result.frames / clock.wall,
                        "frames": count_frames(out)["frames"]}
     return rows
 
@@ -188,21 +210,28 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         base_path = os.path.join(tmp, "mpl.mp4")
         for r in range(args.rounds):
-            row = {"baseline": n / baseline(base_path)}
+            clock = baseline(base_path)
+            row = {"baseline": n / clock.wall, "baseline_cpu_ms": 1000 * clock.cpu / n}
             for w in workers:
-                seconds, result = ours(os.path.join(tmp, f"ours{w}.mp4"), w)
-                row[f"workers={w}"] = n / seconds
+                clock, result = ours(os.path.join(tmp, f"ours{w}.mp4"), w)
+                row[f"workers={w}"] = n / clock.wall
+                row[f"cpu_ms{w}"] = 1000 * clock.cpu / n
                 row[f"stages{w}"] = {k: round(1000 * v / n, 2) for k, v in result.stages.items()}
                 row[f"render{w}"] = result.render
             results["rounds"].append(row)
-            print(f"round {r + 1}: baseline {row['baseline']:.1f} frames/s; " + "; ".join(
-                f"workers={w} {row[f'workers={w}']:.1f} frames/s "
-                f"({row[f'workers={w}'] / row['baseline']:.2f}x)" for w in workers))
+            print(f"round {r + 1}: baseline {row['baseline']:.1f} frames/s, "
+                  f"{row['baseline_cpu_ms']:.0f} CPU ms/frame; " + "; ".join(
+                      f"workers={w} {row[f'workers={w}']:.1f} frames/s "
+                      f"({row[f'workers={w}'] / row['baseline']:.2f}x), "
+                      f"{row[f'cpu_ms{w}']:.0f} CPU ms/frame" for w in workers))
         for w in workers:
             ratios = [row[f"workers={w}"] / row["baseline"] for row in results["rounds"]]
+            cpu = [row["baseline_cpu_ms"] / row[f"cpu_ms{w}"] for row in results["rounds"]]
             results[f"ratio{w}"] = statistics.median(ratios)
-            print(f"workers={w}: median {results[f'ratio{w}']:.2f}x the baseline "
-                  f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)})")
+            results[f"cpu_ratio{w}"] = statistics.median(cpu)
+            print(f"workers={w}: median {results[f'ratio{w}']:.2f}x the baseline's frames/s "
+                  f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)}); it spends "
+                  f"1/{results[f'cpu_ratio{w}']:.2f} of the baseline's CPU per frame")
         refs = references(n)
         p_base = psnrs(base_path, refs)
         p_ours = psnrs(os.path.join(tmp, f"ours{workers[0]}.mp4"), refs)
@@ -217,8 +246,7 @@ def main():
         print("PSNR against Agg renders (dB):", json.dumps(results["psnr"]))
         print("files:", json.dumps(results["files"]))
         results["stages"] = stages(n)
-        print("stages alone (frames/s):", json.dumps(
-            {k: round(v, 3) for k, v in results["stages"].items()}))
+        print("stages alone (CPU ms per frame):", json.dumps(results["stages"]))
         if not args.no_dask:
             results["dask"] = dask_scaling([int(x) for x in args.dask.split(",")], tmp)
             print("dask:", json.dumps({k: round(v["fps"], 1) for k, v in

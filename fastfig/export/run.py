@@ -87,6 +87,10 @@ def export(anim: Any, path: Union[str, "os.PathLike[str]"], fps: Optional[float]
     collector = script.collecting()
     if collector is not None:         # a worker running the script again: no export
         return collector.on_export(anim)
+    if _caller_module() == "__mp_main__":
+        # multiprocessing (spawn, forkserver) re-imports the main script in its child
+        # processes under this name: the export is the parent's to do, not theirs.
+        return None
     fmt = formats.for_path(path)
     require_av()
     made_here = isinstance(anim, (str, os.PathLike))
@@ -126,6 +130,13 @@ def export(anim: Any, path: Union[str, "os.PathLike[str]"], fps: Optional[float]
             plt.close(anim._fig)
     return Result(os.fspath(path), total, fps, nworkers, time.perf_counter() - t0, stages,
                   render)
+
+
+def _caller_module():
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(__package__):
+        frame = frame.f_back
+    return frame.f_globals.get("__name__") if frame is not None else None
 
 
 def _executor(workers, source):
