@@ -17,63 +17,28 @@ about frames or packets):
 
 import numpy as np
 
+from . import scenarios
+
 #: Frames per second the animations ask for; frontends that take fewer get fewer.
 ANIMATION_FPS = 60
 HEAVY_FPS = 5
 
 
 def line_animation(plt, width, height, dpi=100, interval_ms=1000 / ANIMATION_FPS):
-    """line1: 2x2 sine panels, the first line moving, redrawn by blitting."""
-    from matplotlib.animation import FuncAnimation
-    fig, axes = plt.subplots(2, 2, figsize=(width / dpi, height / dpi), dpi=dpi,
-                             num="Line animation (blitting)")
-    x = np.linspace(0, 4 * np.pi, 1000)
-    lines = []
-    for ax in axes.flat:
-        (line,) = ax.plot(x, np.sin(x))
-        ax.grid(True)
-        ax.set_ylim(-1.2, 1.2)
-        lines.append(line)
-    moving = lines[0]
-
-    def step(i):
-        moving.set_ydata(np.sin(x + 0.1 * i))
-        return (moving,)
-
-    anim = FuncAnimation(fig, step, interval=interval_ms, blit=True,
-                         cache_frame_data=False, save_count=0)
-    return fig, anim
+    """line1 (fastfig.scenarios): 2x2 sine panels, the first line moving, redrawn by
+    blitting."""
+    return scenarios.live(plt, "line1", width, height, dpi=dpi, interval_ms=interval_ms,
+                          title="Line animation (blitting)")
 
 
 def heavy_animation(plt, width, height, dpi=100, interval_ms=1000 / HEAVY_FPS, blit=False,
                     points=10_000):
-    """heavy: a cycled 512x512 random field with a colour bar beside a jittered
-    scatter of ``points`` coloured points (10,000 in the reference scenario); every frame
-    is a full draw (unless blit)."""
-    from matplotlib.animation import FuncAnimation
-    rng = np.random.default_rng(1234)
-    fields = [rng.random((512, 512)) for _ in range(8)]
-    n = points
-    points = rng.random((n, 2))
-    jitter = rng.normal(scale=0.004, size=(16, n, 2))
-    fig, (ax_img, ax_sc) = plt.subplots(1, 2, figsize=(width / dpi, height / dpi), dpi=dpi,
-                                        num="Image and scatter animation")
-    image = ax_img.imshow(fields[0], vmin=0, vmax=1)
-    fig.colorbar(image, ax=ax_img)
-    scatter = ax_sc.scatter(points[:, 0], points[:, 1], s=4, c=points[:, 0] + points[:, 1])
-    ax_sc.set_xlim(-0.05, 1.05)
-    ax_sc.set_ylim(-0.05, 1.05)
-
-    def step(i):
-        image.set_data(fields[i % len(fields)])
-        scatter.set_offsets(points + jitter[i % len(jitter)])
-        return image, scatter
-
-    # Each frame costs 0.05-0.1 s of the loop every figure shares: ask for few, so that
-    # the line animation keeps its pace.
-    anim = FuncAnimation(fig, step, interval=interval_ms, blit=blit,
-                         cache_frame_data=False, save_count=0)
-    return fig, anim
+    """heavy (fastfig.scenarios): a cycled 512x512 random field with a colour bar beside
+    a jittered scatter of ``points`` coloured points (10,000 in the reference scenario);
+    every frame is a full draw (unless blit). Each frame costs 0.05-0.1 s of the loop
+    every figure shares: the demo asks for few, so that the line animation keeps its pace."""
+    return scenarios.live(plt, "heavy", width, height, dpi=dpi, interval_ms=interval_ms,
+                          blit=blit, points=points, title="Image and scatter animation")
 
 
 def interactive_figure(plt, width, height, dpi=100):

@@ -1,10 +1,12 @@
 """The reference scenarios (ANCHORS.md section 5) as live matplotlib figures, shared by
 the tests, the benchmarks and the demo.
 
-Each scenario owns an Agg-backed figure; ``step(i)`` moves it to frame i and returns the
-artists that changed (what a blitting animation redraws), ``render(i)`` draws frame i and
-returns the canvas's RGBA buffer as an (H, W, 4) uint8 array without copying (valid until
-the next draw).
+Each scenario draws on a figure of its own (an Agg-backed ``Figure``) or on one it is
+given (a pyplot figure, for the demo and the browser benchmark); ``step(i)`` moves it to
+frame i and returns the artists that changed (what a blitting animation redraws),
+``render(i)`` draws frame i and returns the canvas's RGBA buffer as an (H, W, 4) uint8
+array without copying (valid until the next draw), ``animate(interval_ms)`` runs it as a
+FuncAnimation, and ``live(plt, name, ...)`` makes a pyplot figure of it, animated.
 """
 
 import numpy as np
@@ -17,10 +19,13 @@ SIZES = {"640x480": (640, 480), "1280x720": (1280, 720), "1920x1080": (1920, 108
 class Scenario:
     name = "?"
 
-    def __init__(self, width=640, height=480, dpi=100):
+    def __init__(self, width=640, height=480, dpi=100, figure=None):
         self.width, self.height, self.dpi = width, height, dpi
-        self.fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
-        self.canvas = FigureCanvasAgg(self.fig)
+        if figure is None:
+            figure = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+            FigureCanvasAgg(figure)
+        self.fig = figure
+        self.canvas = figure.canvas
         self.animated = self._build()
 
     def _build(self):
@@ -37,6 +42,13 @@ class Scenario:
     def frames(self, n, start=0):
         """n consecutive rendered frames, each its own copy."""
         return [self.render(start + i).copy() for i in range(n)]
+
+    def animate(self, interval_ms, blit=True):
+        """The scenario as a FuncAnimation of its figure, frame after frame for ever
+        (keep it referenced, or matplotlib stops it)."""
+        from matplotlib.animation import FuncAnimation
+        return FuncAnimation(self.fig, self.step, interval=interval_ms, blit=blit,
+                             cache_frame_data=False, save_count=0)
 
     def __repr__(self):
         return f"{self.name}@{self.width}x{self.height}"
@@ -80,11 +92,16 @@ class Heavy(Scenario):
 
     name = "heavy"
 
+    def __init__(self, width=640, height=480, dpi=100, figure=None, points=10_000):
+        self.n_points = points
+        super().__init__(width, height, dpi, figure)
+
     def _build(self):
         rng = np.random.default_rng(1234)
+        n = self.n_points
         self.fields = [rng.random((512, 512)) for _ in range(8)]
-        self.points = rng.random((10_000, 2))
-        self.jitter = rng.normal(scale=0.004, size=(16, 10_000, 2))
+        self.points = rng.random((n, 2))
+        self.jitter = rng.normal(scale=0.004, size=(16, n, 2))
         ax_img, ax_sc = self.fig.subplots(1, 2)
         self.image = ax_img.imshow(self.fields[0], vmin=0, vmax=1)
         self.fig.colorbar(self.image, ax=ax_img)
@@ -103,7 +120,17 @@ class Heavy(Scenario):
 SCENARIOS = {cls.name: cls for cls in (Line1, Line4, Heavy)}
 
 
-def make(name, size="640x480"):
-    """A scenario by name ("line1", "line4", "heavy") and size ("1920x1080" or (w, h))."""
+def make(name, size="640x480", **options):
+    """A scenario by name ("line1", "line4", "heavy") and size ("1920x1080" or (w, h));
+    options as the scenario's class takes them (heavy: points)."""
     width, height = SIZES[size] if isinstance(size, str) else size
-    return SCENARIOS[name](width, height)
+    return SCENARIOS[name](width, height, **options)
+
+
+def live(plt, name, width, height, *, interval_ms, blit=True, title=None, dpi=100,
+         **options):
+    """A pyplot figure (titled title) showing scenario name, animated every interval_ms:
+    (figure, animation); keep the animation referenced."""
+    fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi, num=title)
+    scenario = SCENARIOS[name](width, height, dpi, figure=fig, **options)
+    return fig, scenario.animate(interval_ms, blit=blit)
