@@ -23,6 +23,8 @@ import time
 WINDOW = 8
 #: Frames per second sent while the kernel is busy and credit cannot come back.
 BUSY_FPS = 30
+#: While busy before the page joined: a keyframe this often (seconds).
+BLIND_KEYFRAME = 0.5
 #: The Consumer's own window: its credits come back as soon as a packet is on the comm.
 CONSUMER_CREDIT = 2
 
@@ -46,6 +48,7 @@ class ViewFlow:
         self.busy_sent = 0
         self._settle_handle = None
         self._last_busy = 0.0
+        self._last_blind_keyframe = 0.0
         self.start()
 
     def start(self):
@@ -113,8 +116,15 @@ class ViewFlow:
         pending (a later call renders it), so the cell's loop is not slowed by frames
         nobody would see. True if publish() was called."""
         self._settle()    # the loop that would settle runs only after the cell
+        now = time.monotonic()
+        if self.leader is None and self.consumer is not None and \
+                now - self._last_blind_keyframe >= BLIND_KEYFRAME:
+            # Shown in this very cell: the page's join waits for the cell to end, and the
+            # frames sent before its view listened are lost. Keyframes now and then give
+            # it a start to apply the deltas to.
+            self._last_blind_keyframe = now
+            self.consumer.resync()
         if self.in_flight >= self.window + self.debt:
-            now = time.monotonic()
             if now - self._last_busy < self.busy_period:
                 return False
             self._last_busy = now
