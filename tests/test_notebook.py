@@ -225,3 +225,36 @@ def test_rerunning_a_cell_frees_the_figures_of_its_last_run(page, notebook):
                                   "print(len(plt.get_fignums()), len(runtime.get().notebook.widgets()))")
     assert census.split() == ["1", "1"]
     _wait_in_sync(page)
+
+
+def test_two_views_save_and_keys_only_while_focused(page, notebook):
+    import notebook_helpers as nh
+    notebook(SETUP, PLOT + "\nkeys = []\n"
+             "fig.canvas.mpl_connect('key_press_event', lambda e: keys.append(e.key))",
+             "display(fig)")
+    nh.run_all(page)
+    kernel_hash, first = _wait_in_sync(page, 0)
+    _, second = _wait_in_sync(page, 1)
+    assert first == second == kernel_hash    # one figure, two views, the same pixels
+
+    figure = page.locator(".fastfig-figure").first
+    figure.locator("select.fastfig-format").select_option("svg")
+    with page.expect_download() as download:
+        figure.locator("button[data-tool=download]").click()
+    assert download.value.suggested_filename.endswith(".svg")
+    with open(download.value.path(), "rb") as f:
+        assert b"<svg" in f.read(4096)
+
+    cells = page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets.length")
+    box = figure.locator("canvas.fastfig-overlay").bounding_box()
+    page.mouse.click(box["x"] + 5, box["y"] + 5)          # focus the figure
+    page.keyboard.press("a")                             # a notebook shortcut elsewhere
+    page.click(".jp-Notebook .jp-Cell .jp-InputPrompt >> nth=0")   # focus leaves the figure
+    page.keyboard.press("k")
+    for _ in range(100):
+        keys = nh.kernel_eval(page, "print(','.join(keys))").strip()
+        if keys:
+            break
+        page.wait_for_timeout(50)   # the key goes to the kernel as a comm message
+    assert keys == "a"
+    assert page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets.length") == cells
