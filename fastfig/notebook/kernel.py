@@ -128,6 +128,18 @@ class NotebookFrontend:
 
     def _display_figure(self, fig):
         from ..mpl.api import canvas_of
+        from ..mpl.backend import FigureCanvasFastfig
+        if not (isinstance(fig.canvas, FigureCanvasFastfig) or _fastfig_backend()):
+            # Another backend's figure (inline, ipympl): displayed as that backend does.
+            formatter = self.ip.display_formatter.ipython_display_formatter
+            own = formatter.pop(type(fig), None)
+            try:
+                from IPython.display import display
+                display(fig)
+            finally:
+                if own is not None:
+                    formatter.for_type(type(fig), own)
+            return
         canvas = canvas_of(fig)
         canvas.serve()
         self.show(canvas, explicit=True)
