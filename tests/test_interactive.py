@@ -160,6 +160,37 @@ def test_ipython_terminal(tmp_path):
         s.kill()
 
 
+def test_ipython_ion_and_fastfig_show(tmp_path):
+    """Without the magic: the backend selected, plt.ion(); fastfig.show(fig) of a figure
+    from outside pyplot returns to the prompt too."""
+    s = ipython(tmp_path)
+    try:
+        s.read_prompt()
+        s.run("import matplotlib; matplotlib.use('fastfig'); import matplotlib.pyplot as plt")
+        out = s.run("plt.ion(); fig = plt.figure(figsize=(3.2, 2.4), dpi=100); "
+                    "plt.plot([1, 3, 2])")
+        address = ADDRESS.search(out).group(1)
+        assert page_status(URL.search(out).group(1)) == 200
+        assert frame_shape(address, "1") == (240, 320, 4)
+        out = s.run("import fastfig; from matplotlib.figure import Figure; "
+                    "f = Figure(figsize=(2, 2), dpi=100); f.subplots().plot([1, 2]); "
+                    "stream = fastfig.show(f); stream.id")
+        figure = re.search(r"Out\[\d+\]: '([^']+)'", out).group(1)
+        assert frame_shape(address, figure) == (200, 200, 4)
+        assert len(URL.findall(s.transcript)) == 1
+        s.leave("exit")
+        assert "Traceback" not in s.transcript, s.transcript
+    finally:
+        s.kill()
+
+
+def frame_shape(address, figure):
+    with Client(address, figure, timeout=30) as c:
+        f = c.next_frame(timeout=30)
+        assert f is not None
+        return f.image.shape
+
+
 SCRIPT = """
 import matplotlib
 matplotlib.use("fastfig")

@@ -90,7 +90,8 @@ def close(fig: Figure) -> None:
 def _maybe_block(block):
     rt = runtime.get()
     if block is None:
-        block = rt.can_block()
+        # A script blocks; a prompt (IPython's, whose loop this thread also owns) goes on.
+        block = rt.can_block() and rt.mode == "script"
     if block:
         from .backend import FigureManagerFastfig
         FigureManagerFastfig.start_main_loop()
