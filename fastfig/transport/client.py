@@ -187,7 +187,7 @@ class Client:
         """Handle messages until done() or the deadline."""
         while not done():
             left = deadline - time.monotonic()
-            if left <= 0 or not self._dealer.poll(left * 1000):
+            if left <= 0 or not self._dealer.poll(round(left * 1000)):
                 return
             self._drain()
 
@@ -292,7 +292,7 @@ class Client:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            if self._dealer.poll(min(left, self.ping_interval) * 1000):
+            if self._dealer.poll(round(min(left, self.ping_interval) * 1000)):
                 self._drain()
 
     def _upkeep(self) -> None:
@@ -328,6 +328,7 @@ class Client:
         keyframe, received_at, nbytes = self._fresh
         skipped, self._skipped, self._fresh = self._skipped, 0, None
         dec = self._decoder
+        assert dec.image is not None and dec.seq is not None and dec.epoch is not None
         frame = ClientFrame(dec.image, dec.seq, dec.epoch, keyframe, dec.timestamp_us / 1e6,
                             received_at, time.time(), nbytes, skipped)
         self._stats.frame(frame)

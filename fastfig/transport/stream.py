@@ -348,7 +348,7 @@ class FigureStream:
                 log.exception("close handler of figure %s failed", self.id)
         self.outbox.close()
         self._host.figure_closed(self)
-        self.encoder = _ClosedEncoder(self.encoder)   # frees the buffers
+        self.encoder = _ClosedEncoder(self.encoder)  # type: ignore[assignment]  # frees the buffers
         self._snapshot_cache = None
 
 
