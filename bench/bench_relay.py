@@ -18,9 +18,15 @@ processes running::
 1. direct, relay: one client for --seconds, connected to the server, then to a relay
    in front of a fresh server: frames/s, the longest gap between frames, and the ratio
    relay / direct.
-2. stall: two clients through one relay; the first stops reading for 4 s. The other's
-   frame rate while it does vs the 4 s before, and the time from the first's resume until
-   it holds a frame encoded after the resume.
+2. stall: a client reads through a relay while a second one, --cycles times, is absent
+   for 4 s, joins and reads for 4 s, then reads nothing for 4 s. The first's frame rate
+   beside the stalled one vs alone (windows interleaved, which cancels a drift in the
+   machine's load), and beside the reading one; the time from each resume until the
+   stalled one holds a frame encoded after it. And what serving the first costs: the
+   server's and the relay's CPU per frame it takes, alone and beside the stalled one.
+
+   Beside a reading client the first often goes faster than alone: the server renders on
+   demand, and two clients taking frames out of step make demand sooner than one.
 """
 
 import argparse
@@ -32,6 +38,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TICK = os.sysconf("SC_CLK_TCK")
 SETTLE = 3.0   # seconds for processes to start and join before a window begins
 STALL = 4.0
 
@@ -54,11 +61,10 @@ def server_child():
         pass
 
 
-def client_child(address, start, end, stall_from, stall_to):
-    """One default Client reading from start to end (wall clock), reading nothing between
-    stall_from and stall_to (0, 0: no stall). Prints one JSON object."""
+def client_child(address, start, end):
+    """One default Client reading from start to end (wall clock). Prints one JSON object."""
     import fastfig
-    times, resumed_at, current_after = [], None, None
+    times = []
     with fastfig.Client(address) as client:
         while time.time() < start:
             client.next_frame(0.05)
@@ -67,15 +73,32 @@ def client_child(address, start, end, stall_from, stall_to):
             if now >= end:
                 break
             times.append(now)
-            if resumed_at is not None and current_after is None and f.encoded_at >= resumed_at:
-                current_after = now - resumed_at
-            if stall_to > stall_from and resumed_at is None and now >= stall_from:
-                time.sleep(max(0.0, stall_to - time.time()))   # reads nothing meanwhile
-                resumed_at = time.time()
         stats = client.stats()
-    print(json.dumps({"times": times, "resume_to_current": current_after,
-                      "gaps": stats.get("gaps"), "received": stats.get("received")}),
-          flush=True)
+    print(json.dumps({"times": times, "gaps": stats.get("gaps"),
+                      "received": stats.get("received")}), flush=True)
+
+
+def staller_child(address, start, cycles):
+    """The stalling client: time from start is cut in windows of STALL seconds, three per
+    cycle: absent (not connected), reading, stalled (connected, reading nothing). After a
+    stall it reads until it holds a frame encoded after its resume, then leaves."""
+    import fastfig
+    resumes, received = [], 0
+    for k in range(cycles):
+        t0 = start + 3 * k * STALL
+        time.sleep(max(0.0, t0 + STALL - time.time()))
+        with fastfig.Client(address) as client:
+            for f in client.frames(timeout=5):
+                if time.time() >= t0 + 2 * STALL:
+                    break
+            time.sleep(max(0.0, t0 + 3 * STALL - time.time()))   # reads nothing
+            resumed = time.time()
+            for f in client.frames(timeout=5):
+                if f.encoded_at >= resumed:
+                    resumes.append(time.time() - resumed)
+                    break
+            received += client.stats()["received"]
+    print(json.dumps({"resume_to_current": resumes, "received": received}), flush=True)
 
 
 # -- the driver ------------------------------------------------------------------------------
@@ -98,6 +121,15 @@ class Served:
             self.procs.append(proc)
             self.address = proc.stdout.readline().split(" -> ")[1].split()[0]
 
+    def cpu(self):
+        """Seconds of CPU the server and the relay processes have used."""
+        total = 0
+        for proc in self.procs:
+            with open(f"/proc/{proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / TICK
+
     def close(self):
         for proc in reversed(self.procs):
             proc.send_signal(signal.SIGINT)
@@ -108,8 +140,8 @@ class Served:
                 proc.wait()
 
 
-def spawn_client(address, start, end, stall=(0.0, 0.0)):
-    return spawn("_sub", address, repr(start), repr(end), repr(stall[0]), repr(stall[1]))
+def spawn_client(address, start, end):
+    return spawn("_sub", address, repr(start), repr(end))
 
 
 def result(proc):
@@ -137,20 +169,33 @@ def readme(seconds, relay):
             "max_gap_s": max_gap(times), "frames": len(times), "gaps": r["gaps"]}
 
 
-def stall():
+def stall(cycles):
     served = Served(relay=True)
     try:
         start = time.time() + SETTLE
-        t_stall, t_resume, end = start + STALL, start + 2 * STALL, start + 3 * STALL
-        staller = spawn_client(served.address, start, end, (t_stall, t_resume))
+        end = start + 3 * cycles * STALL
+        staller = spawn("_staller", served.address, repr(start), str(cycles))
         other = spawn_client(served.address, start, end)
+        cpu = []   # server + relay CPU seconds at each window's edge
+        for k in range(3 * cycles + 1):
+            time.sleep(max(0.0, start + k * STALL - time.time()))
+            cpu.append(served.cpu())
         staller, other = result(staller), result(other)
     finally:
         served.close()
-    before = fps_between(other["times"], start, t_stall)
-    during = fps_between(other["times"], t_stall, t_resume)
-    return {"other_fps_before": before, "other_fps_during_stall": during,
-            "other_fps_change": during / before - 1,
+    windows = [fps_between(other["times"], start + k * STALL, start + (k + 1) * STALL)
+               for k in range(3 * cycles)]
+    alone, both, stalled = (sum(windows[i::3]) / cycles for i in range(3))
+    # What serving the other client costs per frame it takes: CPU is disturbed by the
+    # machine's load far less than a frame rate is.
+    ms = [1000 * (cpu[k + 1] - cpu[k]) / max(1, w * STALL) for k, w in enumerate(windows)]
+    ms_alone, ms_both, ms_stalled = (sum(ms[i::3]) / cycles for i in range(3))
+    return {"other_fps_windows": windows, "other_fps_alone": alone,
+            "other_fps_both_reading": both, "other_fps_one_stalled": stalled,
+            "other_fps_change": stalled / alone - 1,
+            "cpu_ms_per_frame_windows": ms, "cpu_ms_per_frame_alone": ms_alone,
+            "cpu_ms_per_frame_one_stalled": ms_stalled, "cpu_ms_per_frame_both": ms_both,
+            "cpu_per_frame_change": ms_stalled / ms_alone - 1,
             "stalled_resume_to_current_s": staller["resume_to_current"],
             "stalled_received": staller["received"]}
 
@@ -158,21 +203,34 @@ def stall():
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--only", default="readme,stall")
+    ap.add_argument("--cycles", type=int, default=4, help="stall: read/stall cycles")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
-    out = {"readme": [readme(args.seconds, relay=False), readme(args.seconds, relay=True)]}
-    for r in out["readme"]:
-        print(f"{'relay ' if r['relay'] else 'direct'}: {r['fps']:.0f} frames/s over "
-              f"{r['seconds']:.0f} s, longest gap {r['max_gap_s']:.3f} s, gaps {r['gaps']}",
-              flush=True)
-    direct, relayed = out["readme"]
-    out["relay_vs_direct"] = relayed["fps"] / direct["fps"]
-    print(f"relay / direct: {out['relay_vs_direct']:.2f}", flush=True)
-    s = out["stall"] = stall()
-    print(f"stall behind the relay: other client {s['other_fps_before']:.0f} -> "
-          f"{s['other_fps_during_stall']:.0f} frames/s ({100 * s['other_fps_change']:+.1f} %); "
-          f"stalled one current {s['stalled_resume_to_current_s']:.3f} s after resuming, "
-          f"{s['stalled_received']} frames received in all", flush=True)
+    only = set(args.only.split(","))
+    out = {}
+    if "readme" in only:
+        out["readme"] = [readme(args.seconds, relay=False), readme(args.seconds, relay=True)]
+        for r in out["readme"]:
+            print(f"{'relay ' if r['relay'] else 'direct'}: {r['fps']:.0f} frames/s over "
+                  f"{r['seconds']:.0f} s, longest gap {r['max_gap_s']:.3f} s, "
+                  f"gaps {r['gaps']}", flush=True)
+        direct, relayed = out["readme"]
+        out["relay_vs_direct"] = relayed["fps"] / direct["fps"]
+        print(f"relay / direct: {out['relay_vs_direct']:.2f}", flush=True)
+    if "stall" in only:
+        s = out["stall"] = stall(args.cycles)
+        resumes = s["stalled_resume_to_current_s"]
+        print(f"stall behind the relay ({args.cycles} cycles of {STALL:.0f} s windows): the "
+              f"other client {s['other_fps_alone']:.0f} frames/s alone, "
+              f"{s['other_fps_one_stalled']:.0f} beside a stalled one "
+              f"({100 * s['other_fps_change']:+.1f} %), {s['other_fps_both_reading']:.0f} "
+              f"beside a reading one; server + relay CPU per frame it takes "
+              f"{s['cpu_ms_per_frame_alone']:.2f} ms alone, "
+              f"{s['cpu_ms_per_frame_one_stalled']:.2f} ms beside the stalled one "
+              f"({100 * s['cpu_per_frame_change']:+.1f} %); the stalled one current "
+              f"{max(resumes) if resumes else float('nan'):.3f} s after resuming at worst "
+              f"({len(resumes)} resumes)", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
@@ -182,6 +240,8 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_server":
         server_child()
     elif len(sys.argv) > 1 and sys.argv[1] == "_sub":
-        client_child(sys.argv[2], *map(float, sys.argv[3:7]))
+        client_child(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "_staller":
+        staller_child(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]))
     else:
         main()
