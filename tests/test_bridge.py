@@ -403,3 +403,43 @@ def test_server_restart_is_survived():
         finally:
             s.close()
     run(main())
+
+
+def test_a_bridge_in_front_of_a_relay():
+    """The bridge is an ordinary client: it works through a relay (a v2 server) as it
+    does directly, events included."""
+    from fastfig import Relay
+    srv = Server.run_in_thread()
+    stream = srv.add_figure("1", 160, 120, title="one")
+    stream.publish(make_frame(0))
+    relay = Relay(srv.address)
+
+    async def main():
+        bridge = Bridge(relay.address)
+        await bridge.start()
+        s = Setup(srv, bridge, stream)
+        try:
+            tab = await s.ws()
+            decoder = FrameDecoder()
+            first = await tab.packet()
+            decoder.decode(first)
+            await tab.take(first)
+            for i in range(1, 20):
+                frame = stream.publish(make_frame(i, 160, 120))
+                packet = await tab.packet()
+                assert packet == bytes(frame)
+                decoder.decode(packet)
+                await tab.take(packet)
+            assert np.array_equal(decoder.image, make_frame(19, 160, 120))
+            await tab.send(type="event", event={"type": "key_press", "key": "q"})
+            event = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: stream.get_event(timeout=5))
+            assert event["key"] == "q"
+        finally:
+            s.http.close()
+            bridge.close()
+    try:
+        run(main())
+    finally:
+        relay.close()
+        srv.close()
