@@ -110,12 +110,16 @@ def _reject_constant(name):
     raise ValueError(f"{name} is not valid JSON")
 
 
+#: One decoder for every header (json.loads with options builds a new one per call).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def parse_header(raw, limit=MAX_HEADER_BYTES):
     """The header frame as a dict, with a supported version and a string type."""
     if len(raw) > limit:
         raise ProtocolError(f"header of {len(raw)} bytes exceeds {limit}")
     try:
-        msg = json.loads(bytes(raw), parse_constant=_reject_constant)
+        msg = _DECODER.decode(bytes(raw).decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise ProtocolError(f"header is not JSON: {e}") from None
     if not isinstance(msg, dict):
