@@ -134,28 +134,30 @@ def stages(n):
 
     g = load()
     renderer = FrameRenderer(g["anim"])
-    rendered = []
-    t = cpu()
-    for _, rgba in renderer.frames(0, n):
-        rendered.append(rgba.copy())      # the copy is counted: ~0.5 ms
-    blit = (cpu() - t) / n
-    renderer.close()
-    plt.close(g["fig"])
-
-    h, w = rendered[0].shape[:2]
-    conv = YUV420Converter(w, h)
+    conv = None
     pictures = []
-    convert = 0.0
-    for rgba in rendered:
+    blit = convert = swscale = 0.0
+    frames = renderer.frames(0, n)
+    while True:           # each frame rendered, converted both ways, then let go
+        t = cpu()
+        try:
+            _, rgba = next(frames)
+        except StopIteration:
+            break
+        blit += cpu() - t
+        if conv is None:
+            conv = YUV420Converter(rgba.shape[1], rgba.shape[0])
         t = cpu()
         f = conv.convert(rgba)
         convert += cpu() - t
         pictures.append(av.VideoFrame.from_ndarray(f.to_ndarray(), format="yuv420p"))
-    convert /= n
-    t = cpu()
-    for rgba in rendered:
+        t = cpu()
         conv._whole(rgba)
-    swscale = (cpu() - t) / n
+        swscale += cpu() - t
+    blit, convert, swscale = blit / n, convert / n, swscale / n
+    h, w = rgba.shape[:2]
+    renderer.close()
+    plt.close(g["fig"])
 
     def x264(threads):
         with tempfile.TemporaryDirectory() as d:
@@ -245,7 +247,7 @@ def main():
                                for w in workers}}
         print("PSNR against Agg renders (dB):", json.dumps(results["psnr"]))
         print("files:", json.dumps(results["files"]))
-        results["stages"] = stages(n)
+        results["stages"] = stages(60)
         print("stages alone (CPU ms per frame):", json.dumps(results["stages"]))
         if not args.no_dask:
             results["dask"] = dask_scaling([int(x) for x in args.dask.split(",")], tmp)

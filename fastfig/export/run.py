@@ -292,7 +292,7 @@ def render_chunk(job):
             render_s += time.perf_counter() - t
             if encoder is None:
                 encoder = SegmentEncoder(fmt, job.fps, rgba.shape[1], rgba.shape[0],
-                                         threads=job.threads)
+                                         threads=job.threads or _dask_worker_threads())
             encoder.add(rgba)
             t = time.perf_counter()
         encoder.close()
@@ -302,6 +302,18 @@ def render_chunk(job):
             _forget()
         return {"data": encoder.data(), "frames": encoder.frames,
                 "seconds": {"render": render_s, **encoder.seconds}, "render": stats}
+
+
+def _dask_worker_threads():
+    """In a Dask worker: its thread slots, the share of the machine it was given (its
+    encoder should not start a thread per core of a machine shared with other workers)."""
+    if "distributed" not in sys.modules:
+        return None
+    try:
+        from distributed import get_worker
+        return get_worker().state.nthreads
+    except Exception:           # not in a worker, or another version's layout
+        return None
 
 
 def _forget():
