@@ -47,6 +47,7 @@ ANIMATE = """from matplotlib.animation import FuncAnimation
 anim = FuncAnimation(fig, lambda i: line.set_ydata(np.sin(x + i / 10)) or [line],
                      interval=1, blit=True, cache_frame_data=False)"""
 LOOP = """import time
+line.set_animated(False)   # FuncAnimation(blit=True) left it out of full draws
 end = time.monotonic() + 3
 i = 0
 while time.monotonic() < end:

@@ -104,9 +104,8 @@ class NotebookFrontend:
         figure if needed and send its pending change now, within the busy budget."""
         if canvas.stream is None:
             return
-        if canvas not in self.shown or id(canvas) not in self.this_cell and \
-                not self.shown[canvas].display_ids:
-            self.show(canvas)
+        if canvas not in self.shown:
+            self.show(canvas)   # a figure being animated is meant to be seen
         shown = self.shown.get(canvas)
         frames = canvas._frames
         if shown is None or frames is None or shown.widget.flow is None:

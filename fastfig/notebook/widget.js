@@ -76,6 +76,7 @@ class Figure {
     model.on("msg:custom", this._onMsg);
     model.on("change:state", () => this.views.forEach((v) => v.setState(model.get("state") || {})));
     model.on("comm_live_update", () => this.checkKernel());
+    model.on("change:device_pixel_ratio", () => this.views.forEach((v) => v.layout()));
     this._kernelTimer = setInterval(() => {
       this.checkKernel();
       // A view whose output went away without a new render to take it over.
@@ -125,6 +126,8 @@ class Figure {
   }
 
   onPacket(buffer) {
+    const received = performance.now();
+    this.received = (this.received || 0) + 1;
     let frame;
     try {
       frame = parsePacket(buffer);
@@ -138,6 +141,9 @@ class Figure {
       this.image.apply(frame, ops);
       if (frame.keyframe) this.resyncing = false;
       this.applied++;
+      // receipt to applied, ms (a moving average): decode time plus the queue before it
+      const ms = performance.now() - received;
+      this.applyMs = this.applyMs === undefined ? ms : 0.9 * this.applyMs + 0.1 * ms;
       this.credit(frame, true);
       for (const v of this.views) v.dirty();
     }, (e) => this.reject(e, frame)).catch((e) => this.reject(e, frame));
@@ -336,6 +342,7 @@ class View {
   }
 
   layout() {
+    if (!this.canvas.width) return;   // no image yet
     const dpr = window.devicePixelRatio || 1;
     const ratio = this.model.get("device_pixel_ratio") || 1;
     const cw = this.canvas.width / ratio, ch = this.canvas.height / ratio;
