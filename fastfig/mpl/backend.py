@@ -286,8 +286,20 @@ class FigureCanvasFastfig(FigureCanvasAgg):
                 self._stream.reply(sender, P.DOWNLOAD, data, format=fmt,
                                    mime=MIME_TYPES.get(fmt, "application/octet-stream"))
             self.draw_idle()   # savefig may have drawn at another size; show the figure
+        elif name == "close":
+            self.close_figure()
         elif name in ACTIONS and self.toolbar is not None:
             getattr(self.toolbar, name)()
+
+    def close_figure(self):
+        """Close the figure as closing its window would (a viewer's close button): a
+        pyplot figure is destroyed through pyplot (a blocking show() returns once all
+        are), any other stops being served."""
+        from matplotlib._pylab_helpers import Gcf
+        if self.manager is not None and Gcf.figs.get(self.manager.num) is self.manager:
+            Gcf.destroy(self.manager)          # what matplotlib's 'q' key does
+        elif self.manager is not None:
+            self.manager.destroy()
 
 
 async def _yield():
