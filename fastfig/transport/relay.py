@@ -146,12 +146,12 @@ class Relay:
         self._thread.start()
 
     def _pair(self):
+        """Two ends of an inproc pipe: close() tells the loop to stop through it."""
         a, b = self._ctx.socket(zmq.PAIR), self._ctx.socket(zmq.PAIR)
-        endpoint = f"inproc://fastfig-relay-stop-{id(self)}"
-        b.bind(endpoint)
-        a.connect(endpoint)
-        a.setsockopt(zmq.LINGER, 0)
-        b.setsockopt(zmq.LINGER, 0)
+        for sock in (a, b):
+            sock.setsockopt(zmq.LINGER, 0)
+        b.bind(f"inproc://fastfig-relay-stop-{id(self)}")
+        a.connect(f"inproc://fastfig-relay-stop-{id(self)}")
         return a, b
 
     def _greet(self, timeout):
@@ -494,8 +494,7 @@ class Relay:
                 mirror.leave()
 
     def stats(self) -> dict:
-        """Per figure watched: what its mirror received and sent (read from another
-        thread: a snapshot, for tests and diagnostics)."""
+        """Per figure watched, what its mirror received and sent (for tests, diagnostics)."""
         return {"clients": len(self._clients),
                 "figures": {fid: dict(m.stats(), sent=[c.sent for c in list(m.consumers)])
                             for fid, m in list(self.mirrors.items())}}
