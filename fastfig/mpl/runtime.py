@@ -57,6 +57,7 @@ class Runtime:
         self._announced = False
         self._thread = None
         self._stop = None
+        self._until_closed = False              # the running run() ends when none is served
         self._none_served = threading.Event()   # for "thread" mode's blocking show
         self._none_served.set()
         self._notebook = None
@@ -212,8 +213,6 @@ class Runtime:
         print(bridge.url, flush=True)
 
     # -- running -----------------------------------------------------------------------------
-
-    _until_closed = False
 
     def can_block(self):
         return self.mode in ("script", "prompt") and not self.loop.is_running()
