@@ -144,12 +144,15 @@ def main(argv=None):
     results = []
     with nh.lab_server() as lab, sync_playwright() as p:
         browser = launch(p)
-        page = browser.new_page(viewport={"width": 2300, "height": 1400}, device_scale_factor=1)
-        page.set_default_timeout(60000)
         for size in args.sizes.split(","):
             w, h = (int(v) for v in size.split("x"))
             for backend in args.backends.split(","):
+                # A page of its own for each: nothing left running from the one before.
+                page = browser.new_page(viewport={"width": 2300, "height": 1400},
+                                        device_scale_factor=1)
+                page.set_default_timeout(60000)
                 r = measure(page, lab, backend, w, h, args.seconds)
+                page.close()
                 results.append(r)
                 print(f"{backend:8s} {r['size']:>10s} canvas {r['canvas'][0]}x{r['canvas'][1]}: "
                       f"{r['visible_fps']:5.1f} visible fps of {r['display_fps']:5.1f}, "

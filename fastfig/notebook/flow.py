@@ -21,6 +21,9 @@ import time
 
 #: Frames on their way to the page or waiting there to be taken.
 WINDOW = 8
+#: The frame rate a figure shown in the notebook renders at, at most, unless it names its
+#: own (fps=): a page shows at most one frame per display refresh.
+DISPLAY_FPS = 60
 #: Frames per second sent while the kernel is busy and credit cannot come back.
 BUSY_FPS = 30
 #: While busy before the page joined: a keyframe this often (seconds).

@@ -81,6 +81,11 @@ class FigureWidget(anywidget.AnyWidget):
         self.frames_sent = 0
         from ..mpl import runtime
         self.flow = flow.ViewFlow(stream, self._send_packet, runtime.get().loop)
+        frames = canvas._frames
+        if frames is not None and frames.fps is None:
+            # Frames rendered back to back when credit returns travel together and land
+            # in one display frame; spaced at the display's rate, each can be seen.
+            frames.fps = flow.DISPLAY_FPS
         stream.on_state(_weak(self._state_changed))
         self.on_msg(self._on_page)
 
