@@ -66,7 +66,7 @@ def export(anim: Any, path: Union[str, "os.PathLike[str]"], fps: Optional[float]
            frames: Optional[int] = None,
            workers: Union[int, concurrent.futures.Executor, None] = None,
            quiet: bool = False, *, animation: Optional[int] = None,
-           argv: Sequence[str] = (), _own_process: bool = False) -> "Result":
+           argv: Sequence[str] = (), _own_process: bool = False) -> Optional["Result"]:
     """Write a matplotlib Animation (FuncAnimation, ...) to a video file.
 
     anim: the Animation, or the path of a script that makes one (as ``fastfig export``).
@@ -81,7 +81,8 @@ def export(anim: Any, path: Union[str, "os.PathLike[str]"], fps: Optional[float]
     quiet: no progress bar.
     animation, argv: for a script path, which animation (counted from 0) when it makes
         several, and the script's arguments.
-    Returns a Result (frames, seconds, where the time went).
+    Returns a Result (frames, seconds, where the time went); None where the call only
+    names the animation (a worker running the script again).
     """
     global _export_calls
     collector = script.collecting()
