@@ -150,7 +150,7 @@ class Server:
         # (_on_readable) and every receive and send is non-blocking, so a request or a
         # frame costs no future and no callback (with 16 consumers at 30 frames/s the
         # per-message futures of zmq.asyncio cost more CPU than the frames).
-        router = zmq.Context.shadow(self._ctx.underlying).socket(zmq.ROUTER)
+        router: zmq.Socket = zmq.Context.shadow(self._ctx.underlying).socket(zmq.ROUTER)
         router.setsockopt(zmq.ZAP_DOMAIN, security.ZAP_DOMAIN.encode())
         if self.curve is not None:
             self.curve.apply(router)
@@ -167,7 +167,7 @@ class Server:
         except Exception:
             self._teardown()
             raise
-        self.loop.add_reader(router.getsockopt(zmq.FD), self._on_readable)
+        self.loop.add_reader(int(router.getsockopt(zmq.FD)), self._on_readable)
         self._drain_soon()   # ZMQ_FD is edge-triggered: look once before the first edge
         self._tasks = [asyncio.ensure_future(self._housekeeping())]
         if self._encoder_options is None:
@@ -211,7 +211,7 @@ class Server:
                 errors.append(e)
         if self._router is not None:
             if self.loop is not None and not self.loop.is_closed():
-                attempt(self.loop.remove_reader, self._router.getsockopt(zmq.FD))
+                attempt(self.loop.remove_reader, int(self._router.getsockopt(zmq.FD)))
             attempt(self._router.close, 0)
         if self._auth is not None:
             attempt(self._auth.stop)
