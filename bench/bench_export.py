@@ -194,6 +194,32 @@ def dask_scaling(n_workers_list, tmp):
     return rows
 
 
+def plot(results, path):
+    """Frames/s and CPU ms per frame of baseline and fastfig, and frames/s on Dask."""
+    import matplotlib.pyplot as plt
+    rounds = results["rounds"]
+    names = ["baseline"] + [k for k in rounds[0] if k.startswith("workers=")]
+    fps = [statistics.median(r[k] for r in rounds) for k in names]
+    cpu = [statistics.median(r["baseline_cpu_ms" if k == "baseline" else
+                               f"cpu_ms{k.split('=')[1]}"] for r in rounds) for k in names]
+    labels = ["Animation.save\n(FFMpegWriter)"] + [f"fastfig.export\n{k}" for k in names[1:]]
+    fig, axes = plt.subplots(1, 3 if "dask" in results else 2, figsize=(12, 3.8),
+                             layout="constrained")
+    axes[0].bar(labels, fps, color=["0.6"] + ["C0"] * (len(names) - 1))
+    axes[0].set_ylabel("frames/s (median of rounds)")
+    axes[1].bar(labels, cpu, color=["0.6"] + ["C0"] * (len(names) - 1))
+    axes[1].set_ylabel("CPU ms per frame")
+    if "dask" in results:
+        n = sorted(results["dask"], key=int)
+        axes[2].plot([int(k) for k in n], [results["dask"][k]["fps"] for k in n], "o-")
+        axes[2].set_xlabel("Dask workers")
+        axes[2].set_ylabel("frames/s")
+        axes[2].set_xticks([int(k) for k in n])
+    fig.suptitle(f"120 frames 1920x1080 to H.264 on {results['cpus']} shared cores "
+                 f"(load average {results['load_start']:.0f}-{results['load_end']:.0f})")
+    fig.savefig(path, dpi=80)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=2)
@@ -202,7 +228,13 @@ def main():
     p.add_argument("--dask", default="1,2,4", help="Dask cluster sizes (default 1,2,4)")
     p.add_argument("--no-dask", action="store_true")
     p.add_argument("--json", help="write the results here too")
+    p.add_argument("--plot", help="draw the results into this PNG")
+    p.add_argument("--plot-from", help="only draw the results of an earlier --json run")
     args = p.parse_args()
+    if args.plot_from:
+        with open(args.plot_from) as f:
+            plot(json.load(f), args.plot or "export.png")
+        return
     if shutil.which("ffmpeg") is None:
         raise SystemExit("the baseline needs the ffmpeg binary: apt-get install -y ffmpeg")
     workers = [int(w) for w in args.workers.split(",")]
@@ -258,6 +290,8 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1, default=str)
+    if args.plot:
+        plot(json.loads(json.dumps(results, default=str)), args.plot)
 
 
 if __name__ == "__main__":
