@@ -123,6 +123,40 @@ def test_blitted_frames_equal_full_renders(tmp_path, size):  # inside pixel colu
         assert g.tobytes() == r.tobytes()
 
 
+def test_partly_covered_edge_column(tmp_path):
+    # The line runs out of the axes (clipped there) above the spines; the axes' right
+    # edge at x = 578.7 covers column 578 in part. Restoring each axes' box (what
+    # matplotlib's blitting does: copy_from_bbox(ax.bbox)) leaves the previous frame's
+    # line in that column; restoring the whole background does not.
+    script = write_script(tmp_path / "a.py", 643, 361, frames=8,
+                          extra="ax.set_xlim(0.5, 12)\nline.set_zorder(3)")
+    refs = references(script, 8)
+    g = load(script)
+    renderer = FrameRenderer(g["anim"])
+    got = [rgba.copy() for _, rgba in renderer.frames(0, 8)]
+    renderer.close()
+    close_all(g)
+    assert renderer.stats["blitted"] == 8 and renderer.stats["blit_mismatch"] is None
+    assert all(a.tobytes() == r.tobytes() for a, r in zip(got, refs))
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    g = load(script)
+    ax, line, canvas = g["ax"], g["line"], FigureCanvasAgg(g["fig"])
+    canvas.mpl_disconnect(g["anim"]._first_draw_id)     # drawing must not start it
+    line.set_animated(True)
+    canvas.draw()
+    box = canvas.copy_from_bbox(ax.bbox)
+    stale = set()
+    for i, ref in enumerate(refs[1:], 1):
+        g["update"](i)
+        canvas.restore_region(box)
+        ax.draw_artist(line)
+        differ = (np.asarray(canvas.buffer_rgba()) != ref).any(axis=2)
+        stale |= set(np.nonzero(differ)[1].tolist())
+    close_all(g)
+    assert stale == {578}
+
+
 def test_blitting_falls_back_to_full_renders_when_they_differ(tmp_path):
     # An opaque patch above the line: a full render hides the line under it, a blit
     # would draw the line over it. The first check sees it; every frame stays right.
