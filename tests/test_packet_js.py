@@ -114,9 +114,11 @@ const outcome = async (holder, buffer) => {
 """
 
 
-@pytest.fixture(scope="module")
-def page(browser):
+def open_page(browser, init_script=None):
     for page in checked_page(browser, 400, 300):
+        if init_script:
+            page.add_init_script(init_script)
+
         def serve(route):
             path = route.request.url[len(ORIGIN):].split("?")[0]
             if path in ("/", "/index.html"):
@@ -131,6 +133,18 @@ def page(browser):
         page.goto(f"{ORIGIN}/")
         page.wait_for_function("window.ready === true")
         yield page
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    yield from open_page(browser)
+
+
+@pytest.fixture(scope="module")
+def fallback_page(browser):
+    """The viewer where WebCodecs is missing (or the page is not a secure context, as
+    on http://<LAN address>): PNGs go through createImageBitmap."""
+    yield from open_page(browser, "delete window.ImageDecoder;")
 
 
 def b64(data):
@@ -304,25 +318,33 @@ async ([cases, lanes]) => {
 }"""
 
 
-@browser_only
-def test_mutated_packets_apply_or_are_rejected_cleanly(page):
+def fuzz(page, n, seed):
+    """n mutated packets through the page: the cases (packet, prestate) and, for each,
+    [outcome in memory, CRC-32 of the image if applied, intact, outcome on the canvas];
+    asserts that none raised anything but FrameError and no rejection changed an image."""
     pairs = corpus()
     originals = [p for p, _ in pairs]
-    rng = np.random.default_rng(20261202)
+    rng = np.random.default_rng(seed)
     cases = []
-    for i in range(MUTANTS):
-        packet, prestate = pairs[i * len(pairs) // MUTANTS]     # grouped by base image
+    for i in range(n):
+        packet, prestate = pairs[i * len(pairs) // n]     # grouped by base image
         cases.append((mutate(rng, packet, originals), prestate))
     results = []
-    for start in range(0, MUTANTS, 2500):            # a few batches keep messages small
+    for start in range(0, n, 2500):                     # a few batches keep messages small
         batch = cases[start:start + 2500]
         results += page.evaluate(FUZZ, [[[b64(p), b64(k)] for p, k in batch], LANES])
-    outcomes = [r[0] for r in results]
     uncaught = [(i, o) for i, r in enumerate(results) for o in (r[0], r[3])
                 if o.startswith("uncaught")]
     assert not uncaught, uncaught[:10]
     damaged = [i for i, r in enumerate(results) if not r[2]]
     assert not damaged, damaged[:10]
+    return cases, results
+
+
+@browser_only
+def test_mutated_packets_apply_or_are_rejected_cleanly(page):
+    cases, results = fuzz(page, MUTANTS, 20261202)
+    outcomes = [r[0] for r in results]
     # Enough of each kind that the fuzzing reached the decoders, not just the header.
     counts = {o: outcomes.count(o) for o in set(outcomes)}
     assert counts.get("applied", 0) > 500 and counts.get("FrameError", 0) > 2000, counts
@@ -341,3 +363,11 @@ def test_mutated_packets_apply_or_are_rejected_cleanly(page):
         if on_screen == "applied" and outcome != "applied":
             assert "CRC" in expected, expected
     assert not disagree, disagree[:5]
+
+
+@browser_only
+def test_mutated_packets_through_create_image_bitmap(fallback_page):
+    assert fallback_page.evaluate("window.packet.PNG_DECODER") == "createImageBitmap"
+    _, results = fuzz(fallback_page, 1_500, 20261203)
+    on_screen = [r[3] for r in results]
+    assert on_screen.count("applied") > 100 and on_screen.count("FrameError") > 500
