@@ -214,7 +214,7 @@ def build_parser():
                        "the ids) until Ctrl-C or SIGTERM. plt.show() serves and blocks, "
                        "plt.pause() and animations run live, blitting included.")
     s.add_argument("script")
-    s.add_argument("args", nargs="*", help="arguments for the script (after '--' when "
+    s.add_argument("args", nargs="*", default=[], help="arguments for the script (after '--' when "
                    "they start with a dash)")
     s.add_argument("--address", default=None, help="control endpoint: tcp://127.0.0.1:PORT, "
                    "'ipc' (a private directory) or ipc:///PATH (default: 127.0.0.1, a free "

@@ -125,6 +125,13 @@ def test_cli_mistakes_are_named_with_status_2(tmp_path, mistake):
     assert "http://" not in out.stdout      # no URL before the command line is checked
 
 
+def test_no_script_names_only_the_script():
+    out = run_cli("serve")
+    assert out.returncode == 2
+    assert out.stderr.splitlines()[-1] == ("fastfig serve: error: the following arguments "
+                                           "are required: script")
+
+
 def test_missing_script_is_one_line(tmp_path):
     out = run_cli("serve", str(tmp_path / "nope.py"))
     assert out.returncode == 2
