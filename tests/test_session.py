@@ -243,6 +243,21 @@ def test_a_dead_consumer_is_forgotten():
     assert len(r.queue) == 1
 
 
+def test_a_failing_consumer_is_dropped_and_the_others_served():
+    fig = Figure()
+    fig.publish()
+
+    def broken(packet):
+        raise RuntimeError("a widget that fails")
+    bad = fig.outbox.attach(broken)
+    good = Receiver(fig)
+    assert bad.closed and fig.outbox.consumers == [good.consumer]
+    good.take()
+    image = fig.publish()
+    good.take()
+    assert np.array_equal(good.decoder.image, image)
+
+
 def test_snapshot_not_ready_waits_for_the_next_offer():
     # A mirror's keyframe comes later from upstream; so does a server's whose encoder is
     # ahead of the offers. The consumer waits and then gets it.

@@ -26,11 +26,14 @@ Everything here runs on one thread (the server's loop); sequence numbers wrap at
 from __future__ import annotations
 
 import collections
+import logging
 import time
 from typing import Callable, Optional, Protocol, Union
 
 from ..codec.packet import Peek, peek
 from ..errors import FrameError, FrameGap
+
+log = logging.getLogger("fastfig.session")
 
 #: Frames a consumer may hold unread by default (``join``'s ``credit``): enough to keep a
 #: frame in flight while the consumer decodes the one before, few enough that a consumer
@@ -288,7 +291,15 @@ class Outbox:
             packet = self._next_for(consumer.base)
             if packet is None:
                 return   # waiting for a keyframe to be offered
-            if consumer.send(packet.data) is False:
+            try:
+                sent = consumer.send(packet.data)
+            except Exception:
+                # One broken receiver (an in-process widget's callback, say) must not
+                # stop the figure for everyone: it is dropped, the others served.
+                log.exception("consumer of figure %s failed; dropped", self.id)
+                consumer.close()
+                return
+            if sent is False:
                 return   # queue full: tried again at the next offer or grant
             consumer.base = packet.image
             consumer.in_flight += 1
