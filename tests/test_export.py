@@ -374,3 +374,27 @@ def test_a_failing_frame_leaves_no_file(tmp_path):
     with pytest.raises(RuntimeError, match="frame 3 fails"):
         fastfig.export(str(script), out, workers=1, quiet=True)
     assert os.listdir(tmp_path) == ["a.py"]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="max_tasks_per_child: Python 3.11")
+def test_a_script_that_draws_differently_each_run_is_reported(tmp_path, recwarn):
+    # Unseeded noise in the static part of the figure: each run of the script differs.
+    # One task per fresh process, so that every chunk runs the script anew.
+    import concurrent.futures
+    import multiprocessing
+
+    def fresh_processes():
+        return concurrent.futures.ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("forkserver"), max_tasks_per_child=1)
+
+    noisy = write_script(tmp_path / "n.py", frames=30, extra=(
+        "ax.scatter(np.random.random(20) * 12, np.random.random(20) * 2 - 1)"))
+    with fresh_processes() as pool, \
+            pytest.warns(RuntimeWarning, match="does not make the same figure"):
+        fastfig.export(str(noisy), tmp_path / "n.mp4", workers=pool, quiet=True)
+    steady = write_script(tmp_path / "s.py", frames=30, extra=(
+        "rng = np.random.default_rng(1)\n"
+        "ax.scatter(rng.random(20) * 12, rng.random(20) * 2 - 1)"))
+    with fresh_processes() as pool:
+        fastfig.export(str(steady), tmp_path / "s.mp4", workers=pool, quiet=True)
+    assert not [w for w in recwarn if "same figure" in str(w.message)]

@@ -247,6 +247,14 @@ def _export_parallel(executor, nworkers, source, fmt, fps, total, path, bar):
         for f in futures:
             f.cancel()
         raise
+    for a, b in zip(segments, segments[1:]):
+        if b["before"] is not None and a["last"] != b["before"]:
+            warnings.warn("fastfig.export: a worker's run of the script drew another frame "
+                          "than the run before it: the script does not make the same "
+                          "figure every run (unseeded random numbers, the clock?); the "
+                          "video may jump where the pieces join", RuntimeWarning,
+                          stacklevel=4)
+            break
     join([(s["data"], s["frames"]) for s in segments], path, fmt, fps)
     stages = {k: sum(s["seconds"][k] for s in segments) for k in segments[0]["seconds"]}
     return stages, _render_stats([s["render"] for s in segments])
@@ -289,8 +297,18 @@ def render_chunk(job):
         render_s = 0.0
         encoder = None
         stats_before = dict(renderer.stats)
-        for _, rgba in renderer.frames(job.start, job.stop):
+        # A new run of the script also draws the frame before its range, and every chunk
+        # tells its last frame's digest: the parent compares them across each join.
+        first = job.start - 1 if 0 < job.start and renderer.next < job.start else job.start
+        before = last = None
+        for index, rgba in renderer.frames(first, job.stop):
             render_s += time.perf_counter() - t
+            if index < job.start:
+                before = _digest(rgba)
+                t = time.perf_counter()
+                continue
+            if index == job.stop - 1:
+                last = _digest(rgba)
             if encoder is None:
                 encoder = SegmentEncoder(fmt, job.fps, rgba.shape[1], rgba.shape[0],
                                          threads=job.threads or _dask_worker_threads())
@@ -302,7 +320,13 @@ def render_chunk(job):
         if renderer.next >= job.total:      # the export's last frames: nothing follows
             _forget()
         return {"data": encoder.data(), "frames": encoder.frames,
-                "seconds": {"render": render_s, **encoder.seconds}, "render": stats}
+                "seconds": {"render": render_s, **encoder.seconds}, "render": stats,
+                "before": before, "last": last}
+
+
+def _digest(rgba):
+    import hashlib
+    return hashlib.blake2b(rgba.tobytes(), digest_size=16).hexdigest()
 
 
 def _dask_worker_threads():
