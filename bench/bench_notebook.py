@@ -45,7 +45,8 @@ x = np.linspace(0, 4 * np.pi, 1000)
 plt.show()"""
 ANIMATE = """from matplotlib.animation import FuncAnimation
 anim = FuncAnimation(fig, lambda i: line.set_ydata(np.sin(x + i / 10)) or [line],
-                     interval=1, blit=True, cache_frame_data=False)"""
+                     interval=1, blit=True, cache_frame_data=False)
+fig.canvas.draw_idle()   # an animation starts at the figure's next draw (already drawn)"""
 LOOP = """import time
 line.set_animated(False)   # FuncAnimation(blit=True) left it out of full draws
 end = time.monotonic() + 3

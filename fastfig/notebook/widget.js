@@ -76,6 +76,14 @@ class Figure {
     model.on("msg:custom", this._onMsg);
     model.on("change:state", () => this.views.forEach((v) => v.setState(model.get("state") || {})));
     model.on("comm_live_update", () => this.checkKernel());
+    // Every status change, so that a restart's brief "restarting" is not missed between
+    // two looks (JupyterLab's kernel connection has this signal; elsewhere: the timer).
+    const kernel = model.widget_manager && model.widget_manager.kernel;
+    if (kernel && kernel.statusChanged && kernel.statusChanged.connect) {
+      this._onStatus = (_, status) => this.checkKernel(status);
+      kernel.statusChanged.connect(this._onStatus);
+      this._kernel = kernel;
+    }
     model.on("change:device_pixel_ratio", () => this.views.forEach((v) => v.layout()));
     this._kernelTimer = setInterval(() => {
       this.checkKernel();
@@ -177,9 +185,9 @@ class Figure {
     if (this.visible) this.flushCredit();
   }
 
-  checkKernel() {
+  checkKernel(status) {
     const kernel = this.model.widget_manager && this.model.widget_manager.kernel;
-    const why = kernel ? GONE[kernel.status] || (kernel.isDisposed ? "kernel shut down" : null) : null;
+    const why = kernel ? GONE[status || kernel.status] || (kernel.isDisposed ? "kernel shut down" : null) : null;
     if (why && !this.gone) {
       this.gone = why;
       this.views.forEach((v) => v.status(`${why}: this figure is no longer live`, true));
@@ -189,6 +197,7 @@ class Figure {
   dispose() {
     this.send({ type: "leave", instance: this.instance });
     clearInterval(this._kernelTimer);
+    if (this._kernel) this._kernel.statusChanged.disconnect(this._onStatus);
     this.model.off("msg:custom", this._onMsg);
     this.views.forEach((v) => v.destroy());
     figures.delete(this.model.get("uid"));
