@@ -12,7 +12,7 @@ from .colour import YUV420Converter, even_size
 
 
 def rate(fps):
-    """fps as the exact Fraction FFmpeg takes (29.97 -> 30000/1001)."""
+    """fps as the Fraction FFmpeg takes: 30 -> 30, 30000 / 1001 (29.97003) -> 30000/1001."""
     r = Fraction(fps).limit_denominator(1001)
     if r <= 0:
         raise ValueError(f"fps must be positive, not {fps}")

@@ -88,7 +88,7 @@ def export(anim: Any, path: Union[str, "os.PathLike[str]"], fps: Optional[float]
     collector = script.collecting()
     if collector is not None:         # a worker running the script again: no export
         return collector.on_export(anim)
-    if _caller_module() == "__mp_main__":
+    if _caller()[0] == "__mp_main__":
         # multiprocessing (spawn, forkserver) re-imports the main script in its child
         # processes under this name: the export is the parent's to do, not theirs.
         return None
@@ -101,6 +101,15 @@ def export(anim: Any, path: Union[str, "os.PathLike[str]"], fps: Optional[float]
     else:
         _export_calls += 1
         source = Source.from_main(_export_calls)
+    try:
+        return _export(anim, source, path, fmt, fps, frames, workers, quiet)
+    finally:
+        if made_here:                   # the script's figures are ours: do not keep them
+            import matplotlib.pyplot as plt
+            plt.close(anim._fig)
+
+
+def _export(anim, source, path, fmt, fps, frames, workers, quiet):
     from .render import default_fps, frame_count
     fps = float(fps) if fps is not None else default_fps(anim)
     if not fps > 0:
@@ -126,18 +135,21 @@ def export(anim: Any, path: Union[str, "os.PathLike[str]"], fps: Optional[float]
             bar.close()
         if owned:
             executor.shutdown(wait=True, cancel_futures=True)
-        if made_here:                   # the script's figures are ours: do not keep them
-            import matplotlib.pyplot as plt
-            plt.close(anim._fig)
     return Result(os.fspath(path), total, fps, nworkers, time.perf_counter() - t0, stages,
                   render)
 
 
-def _caller_module():
-    frame = sys._getframe(1)
+def _caller():
+    """(the module name of the code that called into this package, the stacklevel that
+    makes a warning point at it)."""
+    frame, level = sys._getframe(1), 1
     while frame is not None and frame.f_globals.get("__name__", "").startswith(__package__):
-        frame = frame.f_back
-    return frame.f_globals.get("__name__") if frame is not None else None
+        frame, level = frame.f_back, level + 1
+    return (frame.f_globals.get("__name__") if frame is not None else None), level
+
+
+def _warn(message):
+    warnings.warn(message, RuntimeWarning, stacklevel=_caller()[1])
 
 
 def _executor(workers, source):
@@ -147,6 +159,7 @@ def _executor(workers, source):
             raise ExportError("workers= an executor needs a script to run again, and this "
                               "animation was not made by one (a prompt or a notebook)")
         return workers, _executor_size(workers), False
+    asked = workers is not None
     if workers is None:
         workers = min(os.cpu_count() or 1, 4)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
@@ -154,8 +167,9 @@ def _executor(workers, source):
     if workers == 1:
         return None, 1, False
     if source is None:
-        warnings.warn("fastfig.export: this animation was not made by a script that can "
-                      "be run again; rendering it in this process", stacklevel=3)
+        if asked:
+            _warn("fastfig.export: this animation was not made by a script that can be "
+                  "run again; rendering it in this process")
         return None, 1, False
     # fork when nothing else runs here: the workers start without importing anything
     # again (they still run the script, as a worker elsewhere would).
@@ -249,11 +263,10 @@ def _export_parallel(executor, nworkers, source, fmt, fps, total, path, bar):
         raise
     for a, b in zip(segments, segments[1:]):
         if b["before"] is not None and a["last"] != b["before"]:
-            warnings.warn("fastfig.export: a worker's run of the script drew another frame "
-                          "than the run before it: the script does not make the same "
-                          "figure every run (unseeded random numbers, the clock?); the "
-                          "video may jump where the pieces join", RuntimeWarning,
-                          stacklevel=4)
+            _warn("fastfig.export: a worker's run of the script drew another frame than "
+                  "the run before it: the script does not make the same figure every run "
+                  "(unseeded random numbers, the clock?); the video may jump where the "
+                  "pieces join")
             break
     join([(s["data"], s["frames"]) for s in segments], path, fmt, fps)
     stages = {k: sum(s["seconds"][k] for s in segments) for k in segments[0]["seconds"]}
