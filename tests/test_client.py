@@ -232,7 +232,7 @@ def test_a_forgotten_client_joins_again(server):
         c.next_frame(5)
         # The server forgets it (as after its client timeout): the client learns it from
         # its next ping's pong, and joins again.
-        server.call(lambda: [server.server._forget(k) for k in list(server.server._clients)])
+        server.call(server.client_table.clear)
         stream.publish(make_frame(1))
         stream.publish(make_frame(2))
         for f in c.frames(timeout=5):

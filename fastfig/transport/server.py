@@ -15,7 +15,6 @@ handle, and ``FigureStream.publish`` may be called from any thread.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import os
 import secrets
@@ -29,7 +28,8 @@ from zmq.auth.asyncio import AsyncioAuthenticator
 
 from . import protocol as P
 from . import security
-from .loopthread import call_in_loop, start_loop_thread
+from .clients import CLIENT_TIMEOUT, ClientEntry, ClientTable
+from .loopthread import ServerThread, call_in_loop
 from .session import Consumer
 from .stream import FigureStream
 from ..codec.encoder import as_rgba
@@ -48,11 +48,6 @@ log = logging.getLogger("fastfig.server")
 #: 1.1 ms per heavy frame and from 3.7 to 1.8 ms per line1 frame, and line1's painted rate
 #: from 135 to 159 fps, for about 2x the bytes on loopback.
 LOCAL_ENCODER_OPTIONS = {"png_max_ratio": 0.25, "rle_max_ratio": 0.25}
-#: A client not heard from for this long (it pings every second) is forgotten, and with
-#: it its consumers and their credit.
-CLIENT_TIMEOUT = 10.0
-#: Bound on remembered clients, so that a flood of identities cannot grow memory.
-MAX_CLIENTS = 4096
 #: Packets at least this big are sent without copying (pyzmq: faster above ~64 KB).
 ZERO_COPY_MIN = 64 * 1024
 #: Messages queued to one client before sends to it fail (and are retried, for frames).
@@ -64,20 +59,6 @@ _LAST = int(zmq.NOBLOCK)
 _EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
 #: Requests handled in one go before the loop runs other callbacks (render, timers).
 MAX_BATCH = 64
-
-
-class _Client:
-    """A peer of the ROUTER, by route."""
-
-    __slots__ = ("route", "name", "accept", "last_seen", "hello", "joined")
-
-    def __init__(self, route: list[bytes], now: float) -> None:
-        self.route = route          # the envelope, delimiter included
-        self.name = "?"
-        self.accept: Optional[frozenset] = None
-        self.last_seen = now
-        self.hello = False          # said hello: sent figure list changes
-        self.joined: dict[str, Consumer] = {}
 
 
 class Server:
@@ -103,14 +84,13 @@ class Server:
         self._encoder_options = encoder_options
         self.curve = curve
         self.allow_remote = allow_remote
-        self.client_timeout = client_timeout
         self.server_id = secrets.token_hex(8)
         self.address: Optional[str] = None
         self.figures: dict[str, FigureStream] = {}
         self.requests_handled = 0
         self.requests_rejected = 0
         self.loop: Optional[asyncio.AbstractEventLoop] = None
-        self._clients: collections.OrderedDict[tuple, _Client] = collections.OrderedDict()
+        self.client_table = ClientTable(client_timeout)
         self._loop_thread: Optional[int] = None
         self._tasks: list[asyncio.Future] = []
         self._ipc_dir: Optional[str] = None
@@ -121,7 +101,7 @@ class Server:
         self._closed = False
         self._drain_scheduled = False
         # The request dispatch: one handler per request type (after validation).
-        self._handlers: dict[str, Callable[[_Client, dict], None]] = {
+        self._handlers: dict[str, Callable[[ClientEntry, dict], None]] = {
             P.HELLO: self._on_hello, P.FIGURES: self._on_figures, P.JOIN: self._on_join,
             P.CREDIT: self._on_credit, P.RESYNC: self._on_resync, P.LEAVE: self._on_leave,
             P.EVENT: self._on_event, P.PING: self._on_ping, P.BYE: self._on_bye}
@@ -227,7 +207,7 @@ class Server:
     def run_in_thread(cls, *args: Any, **kwargs: Any) -> "ServerThread":
         """Start a server on its own event loop in a daemon thread; returns a
         ServerThread (synchronous handle)."""
-        return ServerThread(cls(*args, **kwargs))
+        return ServerThread(cls(*args, **kwargs))   # (loopthread.py)
 
     # -- figures -------------------------------------------------------------------------
 
@@ -303,7 +283,7 @@ class Server:
         if self.figures.get(stream.id) is not stream:
             return
         self._push_joined(stream, P.CLOSE)
-        for client in self._clients.values():
+        for client in self.client_table:
             client.joined.pop(stream.id, None)
         del self.figures[stream.id]
         self._announce_figures()
@@ -313,13 +293,13 @@ class Server:
 
     def _announce_figures(self) -> None:
         header = P.header(P.FIGURES, figures=self._figure_list())
-        for client in list(self._clients.values()):
+        for client in self.client_table:
             if client.hello:
                 self._send(client.route, header)
 
     def _push_joined(self, stream: FigureStream, type_: str, **fields: Any) -> None:
         header = P.header(type_, figure=stream.id, **fields)
-        for client in list(self._clients.values()):
+        for client in self.client_table:
             if stream.id in client.joined:
                 self._send(client.route, header)
 
@@ -350,7 +330,8 @@ class Server:
         except zmq.ZMQError as e:
             if e.errno == zmq.EHOSTUNREACH:
                 # The peer is gone: forget it (not now: we may be inside its Outbox's pump).
-                self.loop.call_soon(self._forget, tuple(route[:-1]))  # type: ignore[union-attr]
+                self.loop.call_soon(self.client_table.forget,  # type: ignore[union-attr]
+                                    tuple(route[:-1]))
             return False
         finally:
             # Any operation on the socket may consume the edge of ZMQ_FD that announces
@@ -412,7 +393,7 @@ class Server:
             self._reject(envelope, e)
             return
         self.requests_handled += 1
-        client = self._touch(envelope)
+        client = self.client_table.touch(envelope)
         try:
             self._handlers[msg["type"]](client, fields)
         except ProtocolError as e:
@@ -425,7 +406,7 @@ class Server:
             fields["versions"] = list(P.SUPPORTED_VERSIONS)
         self._send(envelope, P.header(P.ERROR, **fields))
 
-    def _on_hello(self, client: _Client, fields: dict) -> None:
+    def _on_hello(self, client: ClientEntry, fields: dict) -> None:
         client.name = fields["client"]
         client.accept = fields["accept"]
         client.hello = True
@@ -435,10 +416,10 @@ class Server:
             encodings=sorted(e.name.lower() for e in ALL_ENCODINGS),
             heartbeat_ms=security.HEARTBEAT_IVL_MS, figures=self._figure_list()))
 
-    def _on_figures(self, client: _Client, fields: dict) -> None:
+    def _on_figures(self, client: ClientEntry, fields: dict) -> None:
         self._send(client.route, P.header(P.FIGURES, figures=self._figure_list()))
 
-    def _on_join(self, client: _Client, fields: dict) -> None:
+    def _on_join(self, client: ClientEntry, fields: dict) -> None:
         stream = self.figures[fields["figure"]]
         old = client.joined.pop(stream.id, None)
         if old is not None:
@@ -449,29 +430,29 @@ class Server:
         client.joined[stream.id] = stream.attach(
             lambda packet: self._send(route, header, packet), fields["credit"])
 
-    def _joined(self, client: _Client, figure: str) -> Consumer:
+    def _joined(self, client: ClientEntry, figure: str) -> Consumer:
         consumer = client.joined.get(figure)
         if consumer is None:
             raise ProtocolError(f"figure {figure!r} was not joined", P.E_NOT_JOINED)
         return consumer
 
-    def _on_credit(self, client: _Client, fields: dict) -> None:
+    def _on_credit(self, client: ClientEntry, fields: dict) -> None:
         self._joined(client, fields["figure"]).grant(fields["n"], fields["seq"],
                                                      fields["epoch"])
 
-    def _on_resync(self, client: _Client, fields: dict) -> None:
+    def _on_resync(self, client: ClientEntry, fields: dict) -> None:
         self._joined(client, fields["figure"]).resync()
 
-    def _on_leave(self, client: _Client, fields: dict) -> None:
+    def _on_leave(self, client: ClientEntry, fields: dict) -> None:
         consumer = client.joined.pop(fields["figure"], None)
         if consumer is not None:
             consumer.close()
 
-    def _on_event(self, client: _Client, fields: dict) -> None:
+    def _on_event(self, client: ClientEntry, fields: dict) -> None:
         event = dict(fields["event"], figure=fields["figure"], client=client.name)
         self.figures[fields["figure"]].deliver(event, client.route)
 
-    def _on_ping(self, client: _Client, fields: dict) -> None:
+    def _on_ping(self, client: ClientEntry, fields: dict) -> None:
         # "joined" lets a client that this server forgot (timed out) find out and join
         # again, even when it has no credit to return that would be refused.
         self._send(client.route, P.header(P.PONG, t=fields["t"], server_id=self.server_id,
@@ -480,44 +461,28 @@ class Server:
         for consumer in client.joined.values():
             consumer.outbox.pump()
 
-    def _on_bye(self, client: _Client, fields: dict) -> None:
-        self._forget(tuple(client.route[:-1]))
+    def _on_bye(self, client: ClientEntry, fields: dict) -> None:
+        self.client_table.forget(client.key)
 
     # -- clients --------------------------------------------------------------------------
 
-    def _touch(self, envelope: list[bytes]) -> _Client:
-        key = tuple(envelope[:-1])
-        now = time.monotonic()
-        client = self._clients.get(key)
-        if client is None:
-            client = self._clients[key] = _Client(list(envelope), now)
-            if len(self._clients) > MAX_CLIENTS:
-                self._forget(next(iter(self._clients)))
-        else:
-            client.last_seen = now
-            self._clients.move_to_end(key)
-        return client
+    @property
+    def client_timeout(self) -> float:
+        """Seconds after which a silent client is forgotten (with its consumers)."""
+        return self.client_table.timeout
 
-    def _forget(self, key: tuple) -> None:
-        client = self._clients.pop(key, None)
-        if client is not None:
-            for consumer in client.joined.values():
-                consumer.close()
-            client.joined.clear()
+    @client_timeout.setter
+    def client_timeout(self, seconds: float) -> None:
+        self.client_table.timeout = seconds
 
     async def _housekeeping(self) -> None:
         while True:
             await asyncio.sleep(0.5)
-            cutoff = time.monotonic() - self.client_timeout
-            while self._clients:
-                key, client = next(iter(self._clients.items()))
-                if client.last_seen >= cutoff:
-                    break
-                self._forget(key)
+            self.client_table.expire()
 
     def clients(self) -> list[str]:
         """Names of the clients heard from recently."""
-        return [c.name for c in self._clients.values()]
+        return [c.name for c in self.client_table]
 
     # -- threads ---------------------------------------------------------------------------
 
@@ -538,52 +503,6 @@ class Server:
         """Run fn on the loop thread and wait for its result."""
         if self.in_loop():
             return fn(*args, **kwargs)
+        if self.loop is None:
+            raise RuntimeError("the server is not started")
         return call_in_loop(self.loop, fn, *args, **kwargs)
-
-
-class ServerThread:
-    """A Server on an event loop of its own in a daemon thread, for synchronous code.
-    Attributes of the Server are reachable through it; add_figure and add_source run on
-    the loop; FigureStream methods are thread-safe."""
-
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self._thread, self.loop = start_loop_thread("fastfig-server", server.start,
-                                                    self._stop)
-        self._errors: list[BaseException] = []
-
-    def _stop(self) -> None:
-        try:
-            self.server.close()
-        except CloseError as e:
-            self._errors.extend(e.errors)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.server, name)
-
-    def add_figure(self, *args: Any, **kwargs: Any) -> FigureStream:
-        return self.server.call(self.server.add_figure, *args, **kwargs)
-
-    def add_source(self, *args: Any, **kwargs: Any) -> FigureStream:
-        return self.server.call(self.server.add_source, *args, **kwargs)
-
-    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run fn(*args, **kwargs) on the server's loop and return its result."""
-        return self.server.call(fn, *args, **kwargs)
-
-    def close(self) -> None:
-        """Stop the loop and the server; raises CloseError if something failed."""
-        if self._thread.is_alive():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(timeout=10)
-            if self._thread.is_alive():
-                self._errors.append(TimeoutError("the server's thread did not stop"))
-        errors, self._errors = self._errors, []
-        if errors:
-            raise CloseError("the server", errors)
-
-    def __enter__(self) -> "ServerThread":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
