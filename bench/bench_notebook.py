@@ -109,7 +109,13 @@ def measure(page, lab, backend, w, h, seconds):
                            " return [c.width, c.height]; }")
 
     nh.run_cell(page, 2)
-    page.wait_for_timeout(1500)   # warm-up: the animation reaches its pace
+    # Warm-up: the animation is seen moving, then gets a second to reach its pace.
+    page.evaluate("() => { const s = window.ffBench; s.changes = 0; s.counting = true; }")
+    try:
+        page.wait_for_function("() => window.ffBench.changes >= 3", timeout=30000)
+    except Exception:
+        pass   # never moved: counted as such below
+    page.wait_for_timeout(1000)
     page.evaluate("() => { const s = window.ffBench; s.changes = 0; s.ticks = 0; s.counting = true; }")
     t0 = time.monotonic()
     page.wait_for_timeout(seconds * 1000)
