@@ -75,6 +75,14 @@ class Session:
             self.p.terminate(force=True)
 
 
+def find(pattern, text, group=1):
+    """pattern's group in text, or a failure that shows the text."""
+    m = re.search(pattern, text)
+    assert m is not None, f"{pattern.pattern if hasattr(pattern, 'pattern') else pattern!r} " \
+                          f"not in {text!r}"
+    return m.group(group)
+
+
 def assert_quick_exit(elapsed, bare):
     """elapsed: seconds the session took to exit; bare(): the same for a session that
     made no figure, asked only when elapsed is over EXIT_SECONDS."""
@@ -130,7 +138,7 @@ def test_ipython_terminal(tmp_path):
         # A new figure shows at once, as a window would, and says where, once.
         out = s.run("fig, ax = plt.subplots(figsize=(3.2, 2.4), dpi=100); "
                     "(line,) = ax.plot(np.arange(10.0))")
-        url, address = URL.search(out).group(1), ADDRESS.search(out).group(1)
+        url, address = find(URL, out), find(ADDRESS, out)
         assert page_status(url) == 200
         # An animation runs while the prompt waits for input.
         s.run("anim = FuncAnimation(fig, lambda i: line.set_ydata(np.arange(10.0) * "
@@ -169,14 +177,21 @@ def test_ipython_ion_and_fastfig_show(tmp_path):
         s.run("import matplotlib; matplotlib.use('fastfig'); import matplotlib.pyplot as plt")
         out = s.run("plt.ion(); fig = plt.figure(figsize=(3.2, 2.4), dpi=100); "
                     "plt.plot([1, 3, 2])")
-        address = ADDRESS.search(out).group(1)
-        assert page_status(URL.search(out).group(1)) == 200
+        address = find(ADDRESS, out)
+        assert page_status(find(URL, out)) == 200
         assert frame_shape(address, "1") == (240, 320, 4)
         out = s.run("import fastfig; from matplotlib.figure import Figure; "
                     "f = Figure(figsize=(2, 2), dpi=100); f.subplots().plot([1, 2]); "
                     "stream = fastfig.show(f); stream.id")
-        figure = re.search(r"Out\[\d+\]: '([^']+)'", out).group(1)
+        figure = find(r"Out\[\d+\]: '([^']+)'", out)
         assert frame_shape(address, figure) == (200, 200, 4)
+        # Ctrl-C in a blocking show: KeyboardInterrupt, the prompt again, figures live.
+        s.p.sendline("print('blocking'); plt.show(block=True)")
+        s.p.expect("[^']blocking\r\n")
+        s.p.sendintr()
+        assert "KeyboardInterrupt" in s.read_prompt()
+        s.out.pop()      # its traceback is IPython's report of the interrupt
+        assert frame_shape(address, "1") == (240, 320, 4)
         assert len(URL.findall(s.transcript)) == 1
         s.leave("exit")
         assert "Traceback" not in s.transcript, s.transcript
@@ -210,7 +225,7 @@ def test_python_i_script(tmp_path):
     s = Session(["-i", str(script)], tmp_path, r">>> ")
     try:
         out = s.read_prompt()
-        url, address = URL.search(out).group(1), ADDRESS.search(out).group(1)
+        url, address = find(URL, out), find(ADDRESS, out)
         assert page_status(url) == 200
         assert changing_frames(address, "1")[0].shape == (240, 320, 4)
         assert "42" in s.run("6 * 7")
