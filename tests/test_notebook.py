@@ -258,3 +258,55 @@ def test_two_views_save_and_keys_only_while_focused(page, notebook):
         page.wait_for_timeout(50)   # the key goes to the kernel as a comm message
     assert keys == "a"
     assert page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets.length") == cells
+
+
+def test_a_view_out_of_sight_pauses_its_figure_and_resumes_with_the_newest_image(page, notebook):
+    import notebook_helpers as nh
+    notebook(SETUP, PLOT,
+             "from matplotlib.animation import FuncAnimation\n"
+             "anim = FuncAnimation(fig, lambda i: line.set_ydata(np.sin(x + i / 10)) or [line],"
+             " interval=20, blit=True, cache_frame_data=False)\n"
+             "fig.canvas.draw_idle()",
+             "print('\\n'.join(map(str, range(300))))")
+    nh.run_all(page)
+    frames = lambda: int(nh.kernel_eval(page, "print(fig.canvas._frames.frames)"))
+    # the figure's nearest scrolling ancestor (the notebook's scroller)
+    scroll = """(y) => {
+        let n = document.querySelector(".fastfig-figure").parentElement;
+        while (n && !(n.scrollHeight > n.clientHeight && /auto|scroll/.test(getComputedStyle(n).overflowY))) {
+            n = n.parentElement;
+        }
+        n.scrollTop = y;
+    }"""
+    page.evaluate(scroll, 10 ** 6)                      # the figure out of sight
+    page.wait_for_function("() => [...window.fastfigNotebook.figures.values()][0].visible === false")
+    page.wait_for_timeout(500)                          # frames already on their way land
+    paused = frames()
+    page.wait_for_timeout(1000)
+    assert frames() - paused <= 8, "the figure kept rendering for a view out of sight"
+    page.evaluate(scroll, 0)
+    _wait_in_sync(page)                                 # back: the newest image, live again
+    seq = "() => Number(document.querySelector('.fastfig-figure').dataset.seq)"
+    page.wait_for_function(f"() => ({seq})() > {page.evaluate(seq) + 5}")
+    assert page.evaluate("() => document.querySelectorAll('.fastfig-figure').length") == 1
+
+
+def test_hidpi_pages_get_the_figure_at_their_pixel_density(lab, browser):
+    import notebook_helpers as nh
+    context = browser.new_context(viewport={"width": 1100, "height": 900}, device_scale_factor=2)
+    page = context.new_page()
+    page.set_default_timeout(60000)
+    try:
+        lab.write_notebook("hidpi.ipynb", [SETUP, PLOT])
+        nh.open_notebook(page, lab, "hidpi.ipynb")
+        nh.run_all(page)
+        page.wait_for_function("() => { const c = document.querySelector('.fastfig-figure canvas.fastfig-image');"
+                               " return c && c.width === 1200; }")
+        css = page.evaluate("() => document.querySelector('.fastfig-figure canvas.fastfig-image')"
+                            ".getBoundingClientRect().width")
+        assert round(css) == 600        # drawn at 2 pixels per CSS pixel, shown at its size
+        kernel_hash, page_hash = _wait_in_sync(page)
+        assert page_hash == kernel_hash
+        page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
+    finally:
+        context.close()
