@@ -280,10 +280,14 @@ def test_a_view_out_of_sight_pauses_its_figure_and_resumes_with_the_newest_image
     }"""
     page.evaluate(scroll, 10 ** 6)                      # the figure out of sight
     page.wait_for_function("() => [...window.fastfigNotebook.figures.values()][0].visible === false")
-    page.wait_for_timeout(500)                          # frames already on their way land
+    page.wait_for_timeout(1000)                         # frames already on their way land
     paused = frames()
     page.wait_for_timeout(1000)
-    assert frames() - paused <= 8, "the figure kept rendering for a view out of sight"
+    # At most a window of frames, plus one per credit that was on its way back when the
+    # view went out of sight; a figure still rendering makes ~50 in this second.
+    from fastfig.notebook.flow import WINDOW
+    more = frames() - paused
+    assert more <= 2 * WINDOW, f"{more} frames rendered for a view out of sight"
     page.evaluate(scroll, 0)
     _wait_in_sync(page)                                 # back: the newest image, live again
     seq = "() => Number(document.querySelector('.fastfig-figure').dataset.seq)"
