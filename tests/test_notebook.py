@@ -289,9 +289,10 @@ def test_a_view_out_of_sight_pauses_its_figure_and_resumes_with_the_newest_image
     more = frames() - paused
     assert more <= 2 * WINDOW, f"{more} frames rendered for a view out of sight"
     page.evaluate(scroll, 0)
-    _wait_in_sync(page)                                 # back: the newest image, live again
+    newest = int(nh.kernel_eval(page, "print(fig.canvas.stream.seq)"))
     seq = "() => Number(document.querySelector('.fastfig-figure').dataset.seq)"
-    page.wait_for_function(f"() => ({seq})() > {page.evaluate(seq) + 5}")
+    page.wait_for_function(f"() => ({seq})() >= {newest}")   # back: the newest image
+    page.wait_for_function(f"() => ({seq})() > {newest + 5}")   # and live again
     assert page.evaluate("() => document.querySelectorAll('.fastfig-figure').length") == 1
 
 
