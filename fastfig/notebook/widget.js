@@ -4,8 +4,9 @@
 // events.js turns input into fastfig events, both loaded from their sources as shipped
 // (fastfig/notebook/widget.py puts them in SOURCES), never copied.
 //
-// One decoded image per model (a canvas off the page); each view copies it onto its
-// visible canvas at most once per display frame. Credit for every packet taken goes back
+// One decoded image per model (packet.js's FrameImage, RGBA bytes off the page); each view
+// paints it with the viewer's display.js, at most once per display frame and only where
+// it changed. Credit for every packet taken goes back
 // to the kernel at once, except while no view is visible (scrolled away, hidden tab): then
 // it is held, the kernel stops sending, and the newest image comes when a view shows again.
 
@@ -20,8 +21,35 @@ function moduleUrl(name) {
   }
   return urls.get(name);
 }
-const [{ parsePacket, decodeFrame, FrameCanvas, FrameGap }, { bindInput }] =
-  await Promise.all([import(moduleUrl("packet.js")), import(moduleUrl("events.js"))]);
+const [{ parsePacket, decodeFrame, FrameImage, FrameGap }, { bindInput }, { DisplayCanvas }] =
+  await Promise.all([import(moduleUrl("packet.js")), import(moduleUrl("events.js")),
+                     import(moduleUrl("display.js"))]);
+
+const NOT_AGAIN = { apply() {} };
+/** The viewer's DisplayCanvas over an image that every view of the model shares: the
+ * model applies each frame to it once; a view is only told what changed. */
+class SharedDisplay extends DisplayCanvas {
+  constructor(canvas, image, options) {
+    super(canvas, options);
+    this.image = image;
+  }
+
+  apply(frame, ops) {
+    const shared = this.image;
+    this.image = NOT_AGAIN;
+    try {
+      super.apply(frame, ops);
+    } finally {
+      this.image = shared;
+    }
+  }
+
+  /** Paint the whole image at the next display frame (a new view, one back in sight). */
+  repaint() {
+    if (this.image.seq === null) return;
+    this.apply({ keyframe: true, rects: [], seq: this.image.seq, epoch: this.image.epoch }, []);
+  }
+}
 
 const TOOLS = [
   ["home", "⌂", "Reset original view"],
@@ -60,7 +88,7 @@ class Figure {
   constructor(model) {
     this.model = model;
     this.instance = Math.random().toString(36).slice(2, 10);
-    this.image = new FrameCanvas(document.createElement("canvas"));
+    this.image = new FrameImage();
     this.views = new Set();
     this.chain = Promise.resolve();
     this.natural = null;        // the figure's own CSS size, from its first image
@@ -153,7 +181,7 @@ class Figure {
       const ms = performance.now() - received;
       this.applyMs = this.applyMs === undefined ? ms : 0.9 * this.applyMs + 0.1 * ms;
       this.credit(frame, true);
-      for (const v of this.views) v.dirty();
+      for (const v of this.views) v.display.apply(frame, ops);
     }, (e) => this.reject(e, frame)).catch((e) => this.reject(e, frame));
   }
 
@@ -209,12 +237,13 @@ class View {
     this.figure = figure;
     this.model = figure.model;
     this.intersecting = true;
-    this.paintedSeq = null;
-    this.paintedEpoch = null;
-    this.scheduled = false;
     this.lastResize = null;
     this.el = el;
     this.build(el);
+    this.display = new SharedDisplay(this.canvas, figure.image, {
+      onLayout: () => this.layout(),
+      onPaint: () => this.painted(),
+    });
     this.setState(this.model.get("state") || {});
     this.unbind = bindInput(this.overlay, this.root, (x, y) => this.toPixels(x, y),
       (event) => this.figure.send({ type: "event", event }),
@@ -224,7 +253,6 @@ class View {
       const io = new IntersectionObserver((entries) => {
         this.intersecting = entries[entries.length - 1].isIntersecting;
         this.figure.visibilityChanged();
-        if (this.intersecting) this.dirty();
       });
       io.observe(this.root);
       this.observers.push(io);
@@ -234,12 +262,12 @@ class View {
       this.resizeObserver.observe(el);
       this.observers.push(this.resizeObserver);
     }
-    this.onVisibility = () => { this.figure.visibilityChanged(); if (!document.hidden) this.dirty(); };
+    this.onVisibility = () => this.figure.visibilityChanged();
     document.addEventListener("visibilitychange", this.onVisibility);
     figure.views.add(this);
     if (figure.gone) this.status(`${figure.gone}: this figure is no longer live`, true);
     else if (figure.closed) this.status("figure closed", true);
-    this.dirty();
+    this.display.repaint();
   }
 
   build(parent) {
@@ -274,7 +302,6 @@ class View {
     this.message = el("span", "fastfig-message", bar, "");
     const stage = this.stage = el("div", "fastfig-stage", root);
     this.canvas = el("canvas", "fastfig-image", stage);
-    this.ctx = this.canvas.getContext("2d");
     this.overlay = el("canvas", "fastfig-overlay", stage);
     this.veil = el("div", "fastfig-veil", stage, "");
     this.veil.hidden = true;
@@ -302,33 +329,8 @@ class View {
     if ("rubberband" in state) this.drawOverlay();
   }
 
-  dirty() {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    requestAnimationFrame(() => {
-      this.scheduled = false;
-      this.paint();
-    });
-  }
-
-  /** Copy the model's image onto this view's canvas: at most once per display frame. */
-  paint() {
-    const image = this.figure.image;
-    if (image.seq === null || !this.intersecting || document.hidden) return;
-    if (image.seq === this.paintedSeq && image.epoch === this.paintedEpoch) return;
-    const src = image.canvas;
-    const sized = this.canvas.width !== src.width || this.canvas.height !== src.height;
-    if (sized) {
-      this.canvas.width = src.width;
-      this.canvas.height = src.height;
-      this.layout();
-    } else {
-      this.ctx.clearRect(0, 0, src.width, src.height);
-    }
-    this.ctx.drawImage(src, 0, 0);
-    this.paintedSeq = image.seq;
-    this.paintedEpoch = image.epoch;
-    this.root.dataset.seq = String(image.seq);
+  painted() {
+    this.root.dataset.seq = String(this.display.paintedSeq);
     if (!this.figure.gone && !this.figure.closed && !this.veil.hidden) this.status("", false);
     if (View.onpaint) View.onpaint(this);
   }
@@ -346,7 +348,7 @@ class View {
       this.resizeObserver.observe(el);
     }
     this.el = el;
-    this.dirty();
+    this.display.repaint();
     return this;
   }
 
