@@ -198,7 +198,16 @@ class Figure {
   credit(frame, ok) {
     this.held++;
     if (frame && ok) this.heldSeq = [frame.seq, frame.epoch];
-    if (this.visible) this.flushCredit();
+    // Back at the next display frame, all taken by then in one message: every comm
+    // message costs the kernel a handler and two status messages that the page processes
+    // too, so a burst of packets is one credit message, not one each.
+    if (this.visible && !this.creditScheduled) {
+      this.creditScheduled = true;
+      requestAnimationFrame(() => {
+        this.creditScheduled = false;
+        if (this.visible) this.flushCredit();
+      });
+    }
   }
 
   flushCredit() {
