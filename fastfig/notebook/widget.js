@@ -187,6 +187,7 @@ class Figure {
 
   reject(error, frame) {
     this.rejected++;
+    this.lastRejected = String(error && error.message || error);   // for stats and tests
     if (!(error instanceof FrameGap)) console.warn(`fastfig: ${error.message || error}`);
     this.credit(frame, false);
     if (!this.resyncing) {
