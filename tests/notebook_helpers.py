@@ -110,9 +110,6 @@ class Lab:
 
 # -- the page ---------------------------------------------------------------------------
 
-_PANEL = "(() => { const w = window.jupyterapp.shell.currentWidget; return w; })()"
-
-
 def open_notebook(page, lab, name, timeout=60000):
     """Open name in JupyterLab and wait until its kernel is idle."""
     page.goto(lab.notebook_url(name))

@@ -5,7 +5,6 @@ axes, the saved notebook holds each figure's image/png, a kernel restart shows o
 view, and closed figures leave nothing behind."""
 
 import base64
-import hashlib
 import json
 
 import pytest
