@@ -16,8 +16,6 @@ import tempfile
 import time
 import urllib.request
 
-import nbformat
-
 
 def missing():
     """Why notebook tests cannot run here, or None."""
@@ -87,6 +85,7 @@ class Lab:
         return f"{self.url}/lab/tree/{name}?token={self.token}&reset"
 
     def write_notebook(self, name, cells):
+        import nbformat    # with jupyterlab; the module imports without it (missing())
         nb = nbformat.v4.new_notebook()
         nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
