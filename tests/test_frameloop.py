@@ -22,12 +22,16 @@ class FakeStream:
         self.published = []
         self.demand = True
         self.demand_handlers = []
+        self.render_times = []
 
     def on_demand(self, handler):
         self.demand_handlers.append(handler)
 
     def publish(self, image, hint=None):
         self.published.append((image.copy(), hint))
+
+    def pace(self, render_seconds):
+        self.render_times.append(render_seconds)
 
     def want(self):
         """A consumer became ready for a frame."""

@@ -177,6 +177,32 @@ def test_demand_follows_consumers():
     assert not fig.outbox.demand and fig.outbox.consumers == []
 
 
+def test_a_render_slower_than_the_round_trip_keeps_one_more_frame_in_flight():
+    fig = Figure()
+    fig.publish()
+    r = Receiver(fig)
+    r.take()
+    fig.publish()
+    r.take()                            # a round trip measured (offer to grant)
+    trip = r.consumer.latency
+    assert trip is not None
+    fig.outbox.pace(trip / 2)           # renders quicker than the trip: one at a time
+    fig.publish()
+    assert not fig.outbox.demand
+    r.take()
+    fig.outbox.pace(trip + 10.0)        # renders slower than the trip: overlap them
+    fig.publish()
+    assert fig.outbox.demand            # one in flight, the next may render meanwhile
+    fig.publish()
+    assert not fig.outbox.demand        # two in flight: wait for a credit
+    assert len(r.queue) == 2
+    r.take()
+    assert fig.outbox.demand
+    fig.outbox.pace(0.0)
+    fig.publish()
+    assert not fig.outbox.demand
+
+
 def test_resync_sends_a_keyframe_of_the_newest_image():
     fig = Figure()
     fig.publish()

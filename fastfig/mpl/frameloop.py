@@ -132,7 +132,9 @@ class FrameLoop:
                 self.renders += 1
                 t = time.perf_counter()
                 self._render()        # a full draw: marks the whole image damaged
-                self.render_seconds += time.perf_counter() - t
+                took = time.perf_counter() - t
+                self.render_seconds += took
+                self.stream.pace(took)
             if self._dirty:
                 self.publish_now()
         except Exception:

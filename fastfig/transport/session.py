@@ -46,6 +46,11 @@ MAX_CREDIT = 64
 #: only make frames that the consumer merges unseen: with 4, a client taking 30 frames/s
 #: drains 4 frames per take and the server renders 120 a second instead of 30.
 DEMAND_IN_FLIGHT = 1
+#: ... except where a render takes longer than a consumer's round trip (offer to credit):
+#: there the consumer is idle while the figure renders and the figure idle while the
+#: frame travels, so one more frame may be in flight (``Outbox.pace``). heavy at 1920x1080
+#: in Chromium: a ~190 ms draw and a ~60 ms trip left the figure idle a quarter of the time.
+SLOW_RENDER_IN_FLIGHT = 2
 #: Packets an Outbox remembers. A consumer a few frames behind is brought up by replaying
 #: them when no catch-up delta can be made (a relay's mirror has no encoder).
 RING = 8
@@ -138,7 +143,7 @@ class Consumer:
         """It holds the newest image and has taken (nearly) every frame sent: a new
         frame would be sent and taken at once."""
         return (not self.closed and self.credit > 0
-                and self.in_flight < DEMAND_IN_FLIGHT and self.current)
+                and self.in_flight < self.outbox.ahead and self.current)
 
     def grant(self, n: int = 1, seq: Optional[int] = None, epoch: Optional[int] = None) -> None:
         """n frames were taken: n credits back (never more than the window). seq/epoch:
@@ -202,6 +207,9 @@ class Outbox:
         self.catch_up = catch_up
         self.on_demand = on_demand
         self.consumers: list[Consumer] = []
+        #: Frames a consumer holding the newest image may have in flight and still
+        #: create demand (DEMAND_IN_FLIGHT, or SLOW_RENDER_IN_FLIGHT after ``pace``).
+        self.ahead = DEMAND_IN_FLIGHT
         self.newest: Optional[Image] = None
         self.ring: collections.deque[Packet] = collections.deque(maxlen=ring)
         self.offered = 0
@@ -272,10 +280,19 @@ class Outbox:
         for c in list(self.consumers):
             c.close()
 
+    def pace(self, render_seconds: float) -> None:
+        """A full render of the figure took render_seconds: when that is longer than the
+        quickest consumer's last round trip, let consumers ask for the next frame while
+        one is still in flight, so renders overlap the trips instead of waiting for them.
+        Pacing only: what each consumer is sent is decided by its credit as ever."""
+        trips = [c.latency for c in self.consumers if c.latency is not None]
+        slow = bool(trips) and render_seconds > min(trips)
+        self.ahead = SLOW_RENDER_IN_FLIGHT if slow else DEMAND_IN_FLIGHT
+
     @property
     def demand(self) -> bool:
         """Some consumer holds the newest image, has spare credit and has taken what it
-        was sent (DEMAND_IN_FLIGHT): a new frame would be sent and taken at once. A
+        was sent (``ahead``): a new frame would be sent and taken at once. A
         render loop renders only then."""
         return any(c.hungry for c in self.consumers)
 

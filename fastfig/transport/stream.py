@@ -226,6 +226,11 @@ class FigureStream:
         """Some consumer holds the newest image and has spare credit (Outbox.demand)."""
         return self.outbox.demand
 
+    def pace(self, render_seconds: float) -> None:
+        """A full render of the figure took render_seconds (Outbox.pace): a slow figure
+        renders its next frame while the last one travels."""
+        self.outbox.pace(render_seconds)
+
     def on_demand(self, handler: Handler) -> Handler:
         """Call handler() on the server's loop whenever a consumer becomes ready for a
         new frame: a render loop waiting for demand renders then."""
