@@ -83,10 +83,16 @@ def changing(address, figure, timeout, count=3):
 
 
 def close_all(address, figures, timeout):
+    """Close each figure with matplotlib's 'q' key and wait until the server says it is
+    closed (pyplot numbers the next show()'s figures as the old ones, so the figure list
+    alone cannot tell a new figure 1 from the old one)."""
     for fid in figures:
         with Client(address, fid, timeout=timeout) as c:
             c.next_frame(timeout=timeout)
             c.send_event("key_press", key="q")
+            deadline = time.monotonic() + timeout
+            while not c.closed and time.monotonic() < deadline:
+                c.next_frame(timeout=0.2)
 
 
 def run_one(script, timeout=60):
@@ -151,10 +157,9 @@ def run_one(script, timeout=60):
 
 
 def _next_figures(watcher, proc, timeout):
-    """The figures of the script's next show() once the closed ones are gone (pyplot may
-    number the new ones as the old), or [] when the script ended."""
+    """The figures of the script's next show() (the closed ones are gone: close_all waited
+    for that), or [] when the script ended."""
     deadline = time.monotonic() + timeout
-    gone = False
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return []
@@ -162,9 +167,7 @@ def _next_figures(watcher, proc, timeout):
             figures = [f["id"] for f in watcher.figures()]
         except Exception:      # the server went away with the script
             return []
-        if not figures:
-            gone = True
-        elif gone:
+        if figures:
             return figures
         time.sleep(0.05)   # another process's figure list: nothing here to wait on
     raise TimeoutError("the next show() never came")
