@@ -21,7 +21,8 @@ function moduleUrl(name) {
   }
   return urls.get(name);
 }
-const [{ parsePacket, decodeFrame, FrameImage, FrameGap }, { bindInput }, { DisplayCanvas }] =
+const [{ parsePacket, decodeFrame, FrameImage, FrameGap }, { bindInput },
+       { DisplayCanvas, drawRubberband }] =
   await Promise.all([import(moduleUrl("packet.js")), import(moduleUrl("events.js")),
                      import(moduleUrl("display.js"))]);
 
@@ -407,33 +408,8 @@ class View {
   }
 
   drawOverlay() {
-    const o = this.overlay;
-    const r = this.canvas.getBoundingClientRect();
-    const dpr = window.devicePixelRatio || 1;
-    const w = Math.max(1, Math.round(r.width * dpr)), h = Math.max(1, Math.round(r.height * dpr));
-    if (o.width !== w || o.height !== h) {
-      o.width = w;
-      o.height = h;
-    }
-    o.style.width = `${r.width}px`;
-    o.style.height = `${r.height}px`;
-    const ctx = o.getContext("2d");
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.clearRect(0, 0, w, h);
-    const band = this.state.rubberband;   // CSS pixels of the figure, from the top left
-    if (!band || !this.canvas.width || !r.width) return;
-    const ratio = this.model.get("device_pixel_ratio") || 1;
-    const s = w / (this.canvas.width / ratio);
-    const [x0, y0, x1, y1] = band;
-    ctx.setTransform(s, 0, 0, s, 0, 0);
-    ctx.lineWidth = dpr / s;
-    ctx.setLineDash([4 * dpr / s, 4 * dpr / s]);
-    ctx.strokeStyle = "#000";
-    const x = Math.min(x0, x1), y = Math.min(y0, y1);
-    ctx.strokeRect(x, y, Math.abs(x1 - x0), Math.abs(y1 - y0));
-    ctx.lineDashOffset = 4 * dpr / s;
-    ctx.strokeStyle = "#fff";
-    ctx.strokeRect(x, y, Math.abs(x1 - x0), Math.abs(y1 - y0));
+    drawRubberband(this.overlay, this.canvas, this.state.rubberband,
+                   this.model.get("device_pixel_ratio") || 1);
   }
 
   downloaded(msg, buffers) {

@@ -120,3 +120,36 @@ export class DisplayCanvas {
     return this.taken.length;
   }
 }
+
+/**
+ * Draw matplotlib's zoom rubberband on overlay, a canvas laid over the figure's canvas:
+ * band is [x0, y0, x1, y1] in the figure's CSS pixels from its top left (null: none), and
+ * the figure's image has `ratio` pixels per CSS pixel. The overlay follows the canvas's
+ * size on screen at the display's own resolution, so the dashes stay one device pixel.
+ */
+export function drawRubberband(overlay, canvas, band, ratio) {
+  const r = canvas.getBoundingClientRect();
+  const dpr = window.devicePixelRatio || 1;
+  const w = Math.max(1, Math.round(r.width * dpr)), h = Math.max(1, Math.round(r.height * dpr));
+  if (overlay.width !== w || overlay.height !== h) {
+    overlay.width = w;
+    overlay.height = h;
+  }
+  overlay.style.width = `${r.width}px`;
+  overlay.style.height = `${r.height}px`;
+  const ctx = overlay.getContext("2d");
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.clearRect(0, 0, w, h);
+  if (!band || !canvas.width || !r.width) return;
+  const s = w / (canvas.width / ratio);
+  const [x0, y0, x1, y1] = band;
+  const x = Math.min(x0, x1), y = Math.min(y0, y1);
+  ctx.setTransform(s, 0, 0, s, 0, 0);
+  ctx.lineWidth = dpr / s;
+  ctx.setLineDash([4 * dpr / s, 4 * dpr / s]);
+  ctx.strokeStyle = "#000";
+  ctx.strokeRect(x, y, Math.abs(x1 - x0), Math.abs(y1 - y0));
+  ctx.lineDashOffset = 4 * dpr / s;
+  ctx.strokeStyle = "#fff";
+  ctx.strokeRect(x, y, Math.abs(x1 - x0), Math.abs(y1 - y0));
+}

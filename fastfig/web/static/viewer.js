@@ -2,7 +2,7 @@
 // PROTOCOL.md section 3 describes what goes over the websocket; packet.js does the pixels.
 
 import { parsePacket, decodeFrame, FrameGap } from "./packet.js";
-import { DisplayCanvas } from "./display.js";
+import { DisplayCanvas, drawRubberband } from "./display.js";
 import { bindInput } from "./events.js";
 import { Stats } from "./stats.js";
 
@@ -435,32 +435,7 @@ export class FigureViewer {
   // -- overlay: rubberband ------------------------------------------------------------
 
   _drawOverlay() {
-    const o = this.overlay;
-    const r = this.canvas.getBoundingClientRect();
-    const dpr = window.devicePixelRatio || 1;
-    const w = Math.max(1, Math.round(r.width * dpr)), h = Math.max(1, Math.round(r.height * dpr));
-    if (o.width !== w || o.height !== h) {
-      o.width = w;
-      o.height = h;
-    }
-    o.style.width = `${r.width}px`;
-    o.style.height = `${r.height}px`;
-    const ctx = o.getContext("2d");
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.clearRect(0, 0, w, h);
-    const band = this.state.rubberband;   // CSS pixels of the figure, from the top left
-    if (!band || !this.canvas.width) return;
-    const s = w / (this.canvas.width / dpr);
-    const [x0, y0, x1, y1] = band;
-    ctx.setTransform(s, 0, 0, s, 0, 0);
-    ctx.lineWidth = 1 / s * dpr;
-    ctx.setLineDash([4 / s * dpr, 4 / s * dpr]);
-    ctx.strokeStyle = "#000";
-    const x = Math.min(x0, x1), y = Math.min(y0, y1);
-    ctx.strokeRect(x, y, Math.abs(x1 - x0), Math.abs(y1 - y0));
-    ctx.lineDashOffset = 4 / s * dpr;
-    ctx.strokeStyle = "#fff";
-    ctx.strokeRect(x, y, Math.abs(x1 - x0), Math.abs(y1 - y0));
+    drawRubberband(this.overlay, this.canvas, this.state.rubberband, window.devicePixelRatio || 1);
   }
 
   // -- toolbar extras -----------------------------------------------------------------
