@@ -25,7 +25,7 @@ One thread, the owner's loop.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Iterable
 
 from .session import DEFAULT_CREDIT, Buffer, Consumer, Inbox, Outbox, Upstream
 
@@ -138,3 +138,21 @@ class Mirror:
         return {"received": st.received, "applied": st.applied, "keyframes": st.keyframes,
                 "gaps": st.gaps, "stale": st.stale, "resyncs": st.resyncs,
                 "keyframes_asked": self.keyframes_asked, **self.outbox.stats()}
+
+
+def welcomed(mirrors: Iterable[Mirror], restarted: bool) -> None:
+    """Upstream said ``welcome``, which follows a (re)connection: it may have forgotten our
+    joins (or, restarted, everything). Each mirror joins again, from a keyframe."""
+    for mirror in mirrors:
+        if restarted:
+            mirror.restart()
+        else:
+            mirror.leave(tell=False)
+
+
+def ponged(mirrors: Iterable[Mirror], pong: dict) -> None:
+    """Upstream answered a ping: a mirror whose join it forgot (we were silent too long)
+    joins again."""
+    for mirror in mirrors:
+        if mirror.forgotten(pong):
+            mirror.join()

@@ -28,7 +28,7 @@ from zmq.auth.thread import ThreadAuthenticator
 
 from . import protocol as P
 from . import security
-from .mirror import Mirror
+from .mirror import Mirror, ponged, welcomed
 from .session import DEFAULT_CREDIT, Consumer
 from ..errors import ProtocolError
 
@@ -291,22 +291,14 @@ class Relay:
         restarted = self.server_id is not None and msg.get("server_id") != self.server_id
         self.server_id = msg.get("server_id")
         self._welcome = {k: v for k, v in msg.items() if k not in ("v", "type", "figures")}
-        for mirror in self.mirrors.values():
-            # A welcome follows a reconnection: the server may have forgotten our joins
-            # (restarted, everything): join again, starting from a keyframe.
-            if restarted:
-                mirror.restart()
-            else:
-                mirror.leave(tell=False)
+        welcomed(self.mirrors.values(), restarted)
         self._set_figures(msg.get("figures"))
 
     def _up_pong(self, msg, raw):
         if msg.get("server_id") != self.server_id:
             self._hello()   # another server answers at this address
         else:
-            for mirror in self.mirrors.values():
-                if mirror.forgotten(msg):    # we were silent too long: join again
-                    mirror.join()
+            ponged(self.mirrors.values(), msg)
 
     def _up_figures(self, msg, raw):
         self._set_figures(msg.get("figures"))

@@ -19,7 +19,7 @@ import zmq.asyncio
 
 from ..transport import protocol as P
 from ..transport import security
-from ..transport.mirror import Mirror
+from ..transport.mirror import Mirror, ponged, welcomed
 
 log = logging.getLogger("fastfig.bridge")
 
@@ -190,13 +190,7 @@ class Upstream:
         self._welcomed.set()
         if restarted:
             log.info("bridge: the server at %s restarted", self.address)
-        for mirror in self.mirrors.values():
-            # A welcome follows a reconnection: the server may have forgotten our joins
-            # (or, restarted, everything): join again, starting from a keyframe.
-            if restarted:
-                mirror.restart()
-            else:
-                mirror.leave(tell=False)
+        welcomed(self.mirrors.values(), restarted)
         self._set_figures(msg.get("figures"))
         self.bridge.broadcast_status()
 
@@ -204,9 +198,7 @@ class Upstream:
         if msg.get("server_id") != self.server_id:
             self._hello()   # another server answers at this address
         else:
-            for mirror in self.mirrors.values():
-                if mirror.forgotten(msg):    # we were silent too long: join again
-                    mirror.join()
+            ponged(self.mirrors.values(), msg)
 
     def _on_figures(self, msg, binary):
         self._set_figures(msg.get("figures"))
