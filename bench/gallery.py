@@ -168,7 +168,14 @@ def _next_figures(watcher, proc, timeout):
         except Exception:      # the server went away with the script
             return []
         if figures:
-            return figures
+            # A script that ends after its last show() takes its server down meanwhile,
+            # and figures() then gives the last list it knew (the closed figures): a
+            # process that exits now had no next show().
+            try:
+                proc.wait(0.5)
+                return []
+            except subprocess.TimeoutExpired:
+                return figures
         time.sleep(0.05)   # another process's figure list: nothing here to wait on
     raise TimeoutError("the next show() never came")
 
