@@ -29,9 +29,7 @@ README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = re.findall(r"^```python\n(.*?)^```", README.read_text(), re.S | re.M)
 
 #: Blocks that continue a story told elsewhere, by a phrase they hold: what they lack.
-FRAGMENTS = {
-    "fastfig.export(anim,": "the script's own FuncAnimation `anim` and a Dask `client`",
-}
+FRAGMENTS: dict = {}
 TIMEOUT = 120
 
 
