@@ -11,6 +11,16 @@ const NAMED_KEYS = {
   ContextMenu: "menu", PrintScreen: "print", Clear: "clear",
 };
 
+// The navigation toolbar's buttons, in both frontends (the viewer and the notebook
+// widget): [toolbar action (protocol.TOOLBAR_ACTIONS), glyph, tooltip].
+export const TOOLS = [
+  ["home", "⌂", "Reset original view"],
+  ["back", "←", "Back to previous view"],
+  ["forward", "→", "Forward to next view"],
+  ["pan", "✥", "Pan axes with left mouse, zoom with right"],
+  ["zoom", "⬚", "Zoom to rectangle"],
+];
+
 // pointer event button -> matplotlib MouseButton (left, middle, right, back, forward)
 const BUTTONS = [1, 2, 3, 8, 9];
 

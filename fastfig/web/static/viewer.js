@@ -3,16 +3,10 @@
 
 import { parsePacket, decodeFrame, FrameGap } from "./packet.js";
 import { DisplayCanvas, drawRubberband } from "./display.js";
-import { bindInput } from "./events.js";
+import { bindInput, TOOLS } from "./events.js";
 import { Stats } from "./stats.js";
+import { TimelineBar } from "./timeline.js";
 
-const TOOLS = [
-  ["home", "⌂", "Reset original view"],
-  ["back", "←", "Back to previous view"],
-  ["forward", "→", "Forward to next view"],
-  ["pan", "✥", "Pan axes with left mouse, zoom with right"],
-  ["zoom", "⬚", "Zoom to rectangle"],
-];
 const RETRY_MS = [250, 500, 1000, 2000, 3000];
 
 function el(tag, cls, parent, text) {
@@ -41,7 +35,8 @@ export class FigureViewer {
     this.applied = 0;    // ... applied to the image held
     this.rejected = 0;   // ... rejected (a gap or a bad packet)
     this.connected = false;
-    this.closed = false;
+    this.closed = false;         // this viewer is gone (close())
+    this.figureClosed = false;   // the figure is gone on the server
     this.refused = null;
     this.retries = 0;
     this.chain = Promise.resolve();
@@ -96,12 +91,21 @@ export class FigureViewer {
     st.title = "Show live stats";
     st.dataset.tool = "stats";
     st.addEventListener("click", () => this.toggleStats());
+    // Closes the figure on the server, as closing its window would (a blocking show()
+    // returns once all its figures are closed).
+    const close = this.buttons.close = el("button", "ff-tool ff-close", bar, "✕");
+    close.type = "button";
+    close.title = "Close the figure";
+    close.setAttribute("aria-label", "Close the figure");
+    close.dataset.tool = "close";
+    close.addEventListener("click", () => this.sendEvent({ type: "toolbar", name: "close" }));
     this._setFormats(["png"]);
 
     const stage = this.stage = el("div", "ff-stage", root);
     this.canvas = el("canvas", "ff-image", stage);
     this.overlay = el("canvas", "ff-overlay", stage);
     this.veil = el("div", "ff-veil", stage, "connecting…");
+    this.timeline = new TimelineBar(root, (event) => this.sendEvent(event), "ff");
     const foot = el("footer", "ff-foot", root);
     this.messageEl = el("span", "ff-message", foot, "");
     this.statsEl = el("div", "ff-statsline", root, "");
@@ -299,7 +303,11 @@ export class FigureViewer {
         this._status(msg.server ? "live" : "server unreachable — waiting…", !msg.server);
         break;
       case "close":
+        this.figureClosed = true;
         this._status("figure closed", true);
+        this.timeline.update(null);
+        for (const [name] of TOOLS) this.buttons[name].disabled = true;
+        this.buttons.close.disabled = true;
         break;
       case "stats":
         this.stats.server = msg.server;
@@ -335,6 +343,7 @@ export class FigureViewer {
       this.buttons.forward.disabled = state.history.forward === false;
     }
     if ("rubberband" in state) this._drawOverlay();
+    if ("timeline" in state && !this.figureClosed) this.timeline.update(state.timeline);
   }
 
   // -- frames -------------------------------------------------------------------------
