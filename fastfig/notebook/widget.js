@@ -21,10 +21,10 @@ function moduleUrl(name) {
   }
   return urls.get(name);
 }
-const [{ parsePacket, decodeFrame, FrameImage, FrameGap }, { bindInput },
-       { DisplayCanvas, drawRubberband }] =
+const [{ parsePacket, decodeFrame, FrameImage, FrameGap }, { bindInput, TOOLS },
+       { DisplayCanvas, drawRubberband }, { TimelineBar }] =
   await Promise.all([import(moduleUrl("packet.js")), import(moduleUrl("events.js")),
-                     import(moduleUrl("display.js"))]);
+                     import(moduleUrl("display.js")), import(moduleUrl("timeline.js"))]);
 
 const NOT_AGAIN = { apply() {} };
 /** The viewer's DisplayCanvas over an image that every view of the model shares: the
@@ -52,13 +52,6 @@ class SharedDisplay extends DisplayCanvas {
   }
 }
 
-const TOOLS = [
-  ["home", "⌂", "Reset original view"],
-  ["back", "←", "Back to previous view"],
-  ["forward", "→", "Forward to next view"],
-  ["pan", "✥", "Pan axes with left mouse, zoom with right"],
-  ["zoom", "⬚", "Zoom to rectangle"],
-];
 // Kernel states in which nothing will answer this figure any more.
 const GONE = { dead: "kernel died", restarting: "kernel restarted", autorestarting: "kernel restarted" };
 const figures = new Map();   // uid -> Figure: initialize and render get different model facades
@@ -316,6 +309,7 @@ class View {
     this.overlay = el("canvas", "fastfig-overlay", stage);
     this.veil = el("div", "fastfig-veil", stage, "");
     this.veil.hidden = true;
+    this.timeline = new TimelineBar(root, (event) => this.figure.send({ type: "event", event }), "fastfig");
     this.state = {};
   }
 
@@ -338,6 +332,7 @@ class View {
       this.buttons.forward.disabled = state.history.forward === false;
     }
     if ("rubberband" in state) this.drawOverlay();
+    if ("timeline" in state) this.timeline.update(state.timeline);
   }
 
   painted() {

@@ -29,7 +29,7 @@ log = logging.getLogger("fastfig.notebook")
 _HERE = Path(__file__).parent
 _STATIC = _HERE.parent / "web" / "static"
 #: The viewer's modules the widget imports, shipped inside its one ES module.
-SHARED_MODULES = ("packet.js", "events.js", "display.js")
+SHARED_MODULES = ("packet.js", "events.js", "display.js", "timeline.js")
 
 
 _IMPORT = re.compile(r"""(?:\bfrom\s*|\bimport\s*)(["'])\./([\w.-]+\.js)\1""")
