@@ -62,7 +62,7 @@ POINTER_EVENTS = frozenset({"motion_notify", "button_press", "button_release", "
                             "scroll"})
 BUTTONS = frozenset({1, 2, 3, 8, 9})   # left, middle, right, back, forward
 MODIFIERS = frozenset({"ctrl", "alt", "shift", "super"})
-TOOLBAR_ACTIONS = frozenset({"home", "back", "forward", "pan", "zoom", "download"})
+TOOLBAR_ACTIONS = frozenset({"home", "back", "forward", "pan", "zoom", "download", "close"})
 DOWNLOAD_FORMATS = frozenset({"png", "svg", "svgz", "pdf", "eps", "ps", "jpg", "jpeg",
                               "tif", "tiff", "webp", "pgf", "raw", "rgba"})
 CURSORS = frozenset({"default", "pointer", "crosshair", "move", "wait", "ew-resize",
