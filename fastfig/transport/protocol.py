@@ -18,7 +18,8 @@ from .session import DEFAULT_CREDIT, MAX_CREDIT
 #: Protocol major version: a peer rejects any other major; minor additions only add
 #: optional fields, which receivers ignore.
 VERSION = 2
-MINOR = 0
+#: 2.1: the "timeline" event and state field (an animation's play/pause/step/seek).
+MINOR = 1
 SUPPORTED_VERSIONS = (2,)
 
 #: Largest request or reply-to-server message (ZMQ_MAXMSGSIZE on the server's ROUTER):
@@ -57,7 +58,7 @@ REQUEST_TYPES = frozenset({HELLO, FIGURES, JOIN, CREDIT, RESYNC, LEAVE, EVENT, P
 
 EVENT_TYPES = frozenset({
     "motion_notify", "button_press", "button_release", "dblclick", "figure_enter",
-    "figure_leave", "scroll", "key_press", "key_release", "resize", "toolbar"})
+    "figure_leave", "scroll", "key_press", "key_release", "resize", "toolbar", "timeline"})
 POINTER_EVENTS = frozenset({"motion_notify", "button_press", "button_release", "dblclick",
                             "scroll"})
 BUTTONS = frozenset({1, 2, 3, 8, 9})   # left, middle, right, back, forward
@@ -65,6 +66,14 @@ MODIFIERS = frozenset({"ctrl", "alt", "shift", "super"})
 TOOLBAR_ACTIONS = frozenset({"home", "back", "forward", "pan", "zoom", "download", "close"})
 DOWNLOAD_FORMATS = frozenset({"png", "svg", "svgz", "pdf", "eps", "ps", "jpg", "jpeg",
                               "tif", "tiff", "webp", "pgf", "raw", "rgba"})
+#: Timeline actions (protocol 2.1) and the field each one requires, if any.
+TIMELINE_ACTIONS = {"play": None, "pause": None, "step": "delta", "seek": "index",
+                    "speed": "speed", "direction": "direction"}
+MAX_STEP = 1000
+MAX_FRAME_INDEX = 1 << 31
+MIN_SPEED, MAX_SPEED = 0.05, 20
+#: Longest interval (ms per frame at speed 1) a timeline state carries: a day.
+MAX_INTERVAL_MS = 86_400_000
 CURSORS = frozenset({"default", "pointer", "crosshair", "move", "wait", "ew-resize",
                      "ns-resize", "not-allowed"})
 #: Multi-letter key names (matplotlib's vocabulary): anything else must be one character.
@@ -77,6 +86,8 @@ E_UNKNOWN_TYPE = "unknown_type"
 E_UNKNOWN_FIGURE = "unknown_figure"
 E_INVALID_EVENT = "invalid_event"
 E_NOT_JOINED = "not_joined"   # credit/resync/leave for a figure this client did not join
+E_NO_TIMELINE = "no_timeline"   # a timeline event for a figure without one (2.1)
+E_UNAVAILABLE = "unavailable"   # a timeline event naming a frame that cannot be shown (2.1)
 
 
 class VersionError(ProtocolError):
@@ -252,6 +263,28 @@ def _check_event(ev):
         if out["name"] == "download":
             out["format"] = _string(ev, "format", 8, required=False,
                                     choices=DOWNLOAD_FORMATS) or "png"
+    if etype == "timeline":
+        out.update(_timeline_event(ev))
+    return out
+
+
+def _timeline_event(ev):
+    action = _string(ev, "action", 16, choices=TIMELINE_ACTIONS)
+    out = {"action": action}
+    if action == "step":
+        delta = _number(ev, "delta", -MAX_STEP, MAX_STEP, integer=True)
+        if delta == 0:
+            raise ProtocolError("field 'delta' must not be 0")
+        out["delta"] = delta
+    elif action == "seek":
+        out["index"] = _number(ev, "index", 0, MAX_FRAME_INDEX, integer=True)
+    elif action == "speed":
+        out["speed"] = _number(ev, "speed", MIN_SPEED, MAX_SPEED)
+    elif action == "direction":
+        direction = _number(ev, "direction", -1, 1, integer=True)
+        if direction == 0:
+            raise ProtocolError("field 'direction' must be 1 or -1")
+        out["direction"] = direction
     return out
 
 
@@ -345,8 +378,42 @@ def check_state(state):
             out[name] = value
         elif name == "capture_scroll":
             out[name] = bool(value)
+        elif name == "timeline":
+            out[name] = check_timeline(value)
         else:
             raise ProtocolError(f"unknown state field {name!r}")
+    return out
+
+
+def check_timeline(value):
+    """The ``timeline`` state field (protocol 2.1): index, length, playing, direction,
+    speed, interval (ms per frame at speed 1) and cached ([first, last] or None)."""
+    if not isinstance(value, dict):
+        raise ProtocolError("timeline must be an object")
+    missing = {"index", "length", "playing", "direction", "speed", "interval",
+               "cached"} - set(value)
+    if missing:
+        raise ProtocolError(f"timeline lacks {sorted(missing)}")
+    out = {"index": _number(value, "index", 0, MAX_FRAME_INDEX, integer=True),
+           "length": _number(value, "length", 0, MAX_FRAME_INDEX + 1, required=False,
+                             integer=True)}
+    if not isinstance(value["playing"], bool):
+        raise ProtocolError("timeline 'playing' must be a bool")
+    out["playing"] = value["playing"]
+    if value["direction"] not in (1, -1) or type(value["direction"]) is not int:
+        raise ProtocolError("timeline 'direction' must be 1 or -1")
+    out["direction"] = value["direction"]
+    out["speed"] = _number(value, "speed", MIN_SPEED, MAX_SPEED)
+    out["interval"] = _number(value, "interval", 0, MAX_INTERVAL_MS)
+    cached = value["cached"]
+    if cached is not None:
+        if (not isinstance(cached, (list, tuple)) or len(cached) != 2
+                or any(type(c) is not int or not 0 <= c <= MAX_FRAME_INDEX for c in cached)
+                or cached[0] > cached[1]):
+            raise ProtocolError("timeline 'cached' must be [first, last] frame indexes "
+                                "or None")
+        cached = [cached[0], cached[1]]
+    out["cached"] = cached
     return out
 
 
