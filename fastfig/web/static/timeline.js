@@ -77,6 +77,7 @@ export class TimelineBar {
     // handling (matplotlib's shortcuts) and the notebook's never see them.
     this._onKey = (e) => this._key(e);
     bar.addEventListener("keydown", this._onKey);
+    bar.addEventListener("keyup", this._onKey);
   }
 
   get shown() {
@@ -122,7 +123,7 @@ export class TimelineBar {
     if (!act || e.target === this.speedEl) return;
     e.preventDefault();      // no button click on space, no scrubber move on arrows
     e.stopPropagation();
-    if (!e.repeat || act !== "togglePlay") this[act]();
+    if (e.type === "keydown" && !(e.repeat && act === "togglePlay")) this[act]();
   }
 
   // -- state from the figure ----------------------------------------------------------
@@ -170,6 +171,7 @@ export class TimelineBar {
 
   destroy() {
     this.root.removeEventListener("keydown", this._onKey);
+    this.root.removeEventListener("keyup", this._onKey);
     this.root.remove();
   }
 }

@@ -1,0 +1,265 @@
+"""The timeline bar and the close button of the viewer, in a real headless Chromium.
+
+The bar against a figure whose timeline state the test sets itself (what the page sends
+for each control, keys only while the bar has the focus, one seek per display frame while
+scrubbing); then end to end, against a matplotlib FuncAnimation served by the fastfig
+backend: pause stops the canvas, a step back shows the previous frame's pixels exactly
+(compared with a plain Agg render of that frame), the scrubber seeks. A figure without an
+animation has no bar; the close button closes the figure, and a blocking show() returns.
+"""
+
+import json
+import queue
+import re
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+from browser_helpers import checked_page, missing, viewer_value, wait_viewer
+from fastfig import Server
+from fastfig.web.bridge import Bridge
+
+REASON = missing()
+pytestmark = pytest.mark.skipif(REASON is not None, reason=f"browser tests: {REASON}")
+TIMEOUT = 10000
+WATCHED = ("timeline", "key_press", "key_release")
+
+
+@pytest.fixture
+def page(browser):
+    yield from checked_page(browser, 1000, 800, TIMEOUT)
+
+
+@pytest.fixture
+def served():
+    server = Server.run_in_thread()
+    bridge = Bridge.start_in(server)
+    yield server, bridge
+    bridge.close()
+    server.close()
+
+
+def timeline_state(**fields):
+    state = {"index": 0, "length": 100, "playing": True, "direction": 1, "speed": 1,
+             "interval": 40, "cached": [0, 0]}
+    state.update(fields)
+    return state
+
+
+class Bar:
+    """A figure "anim" in the page, its timeline state set by the test, the events the
+    page sends for it collected."""
+
+    def __init__(self, served, page, **fields):
+        server, bridge = served
+        self.page = page
+        self.stream = server.add_figure("anim", 320, 240)
+        self.events = queue.Queue()
+        self.stream.on_event(lambda e: self.events.put(e))
+        self.stream.set_state(timeline=timeline_state(**fields))
+        self.stream.publish(np.full((240, 320, 4), 255, np.uint8))
+        page.goto(bridge.figure_url("anim") + "&fit=0")
+        wait_viewer(page, "anim", "v.painted > 0 && v.timeline.shown")
+        self.root = page.locator('section[data-figure="anim"] .ff-timeline')
+
+    def set(self, **fields):
+        self.stream.set_state(timeline=timeline_state(**fields))
+        checks = " && ".join(f"v.timeline.state.{k} === {json.dumps(v)}" for k, v in fields.items()
+                             if not isinstance(v, list))
+        wait_viewer(self.page, "anim", checks or "true")
+
+    def button(self, action):
+        return self.root.locator(f'[data-timeline="{action}"]')
+
+    def next_event(self, timeout=10):
+        """The next timeline or key event (the pointer's enter, leave, moves skipped)."""
+        while True:
+            e = self.events.get(timeout=timeout)
+            if e["type"] in WATCHED:
+                return e
+
+    def drain(self):
+        out = []
+        while True:
+            try:
+                e = self.events.get_nowait()
+            except queue.Empty:
+                return out
+            if e["type"] in WATCHED:
+                out.append(e)
+
+    def timeline_events(self):
+        return [e for e in self.drain() if e["type"] == "timeline"]
+
+
+def strip(event):
+    return {k: v for k, v in event.items() if k not in ("figure", "client")}
+
+
+def test_controls_send_the_timeline_events(served, page):
+    bar = Bar(served, page, index=7, length=100, playing=True, cached=[0, 49])
+    assert bar.root.is_visible()
+    assert bar.root.locator(".ff-tl-index").text_content() == "7 / 100"
+    # the cached frames shaded: half of the scrubber's width
+    scrub, cached = (bar.root.locator(s).bounding_box() for s in (".ff-tl-scrub", ".ff-tl-cached"))
+    assert cached["width"] == pytest.approx(scrub["width"] / 2, abs=1)
+    assert bar.button("togglePlay").get_attribute("aria-label") == "Pause (space)"
+
+    bar.button("togglePlay").click()
+    assert strip(bar.next_event()) == {"type": "timeline", "action": "pause"}
+    bar.set(playing=False)
+    assert bar.button("togglePlay").get_attribute("aria-label") == "Play (space)"
+    bar.button("togglePlay").click()
+    assert strip(bar.next_event()) == {"type": "timeline", "action": "play"}
+    bar.button("stepBack").click()
+    assert strip(bar.next_event()) == {"type": "timeline", "action": "step", "delta": -1}
+    bar.button("stepForward").click()
+    assert strip(bar.next_event()) == {"type": "timeline", "action": "step", "delta": 1}
+    bar.button("toggleDirection").click()
+    assert strip(bar.next_event()) == {"type": "timeline", "action": "direction",
+                                       "direction": -1}
+    bar.set(direction=-1)
+    assert bar.button("toggleDirection").get_attribute("aria-pressed") == "true"
+    bar.root.locator(".ff-tl-speed").select_option("2")
+    assert strip(bar.next_event()) == {"type": "timeline", "action": "speed", "speed": 2}
+    # a generator's animation: no length, no scrubber
+    bar.set(length=None, index=12)
+    assert not bar.root.locator(".ff-tl-scrub").is_visible()
+    assert bar.root.locator(".ff-tl-index").text_content() == "12"
+
+
+def test_keys_act_only_while_the_bar_has_the_focus(served, page):
+    bar = Bar(served, page, playing=False)
+    # The figure focused: keys are matplotlib's (its 'left' is the toolbar's back).
+    page.locator('section[data-figure="anim"] .ff-overlay').click(position={"x": 5, "y": 5})
+    page.keyboard.press("ArrowLeft")
+    keys = [(e["type"], e["key"]) for e in (bar.next_event(), bar.next_event())]
+    assert keys == [("key_press", "left"), ("key_release", "left")]
+    bar.drain()
+    bar.button("stepForward").focus()
+    page.keyboard.press("Space")
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowRight")
+    got = [strip(bar.next_event()) for _ in range(3)]
+    assert got == [{"type": "timeline", "action": "play"},
+                   {"type": "timeline", "action": "step", "delta": -1},
+                   {"type": "timeline", "action": "step", "delta": 1}]
+    # ... and nothing else: no key event reached the figure, no button was clicked twice.
+    bar.button("stepBack").focus()
+    bar.button("stepBack").click()
+    assert strip(bar.next_event()) == {"type": "timeline", "action": "step", "delta": -1}
+    assert bar.drain() == []
+
+
+#: Scrub in the page: `perFrame` input events on the range in each of `frames` display
+#: frames, values counting down from `start`; returns the number of display frames.
+SCRUB = """async ([perFrame, frames, start]) => {
+  const range = document.querySelector('section[data-figure="anim"] .ff-tl-range');
+  let value = start;
+  for (let f = 0; f < frames; f++) {
+    await new Promise((r) => requestAnimationFrame(r));
+    for (let i = 0; i < perFrame; i++) {
+      range.value = String(value--);
+      range.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+  }
+  await new Promise((r) => requestAnimationFrame(r));
+  await new Promise((r) => requestAnimationFrame(r));
+  return value;
+}"""
+
+
+#: Counts display frames from now on (window.__frames).
+COUNT_FRAMES = """() => {
+  window.__frames = 0;
+  const tick = () => { window.__frames++; requestAnimationFrame(tick); };
+  requestAnimationFrame(tick);
+}"""
+
+
+def test_scrubbing_sends_one_seek_per_display_frame_the_newest(served, page):
+    bar = Bar(served, page, index=99, length=100, playing=False, cached=[0, 99])
+    last = page.evaluate(SCRUB, [5, 10, 99])
+    assert last == 99 - 50
+    seeks = []
+    while len(seeks) < 10:
+        seeks.append(strip(bar.next_event()))
+    # one seek per display frame, each the newest index of its frame
+    assert seeks == [{"type": "timeline", "action": "seek", "index": 99 - 5 * f - 4}
+                     for f in range(10)]
+    assert bar.timeline_events() == []
+    # a real drag on the scrubber: seeks, never more than one per display frame
+    box = bar.root.locator(".ff-tl-range").bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.evaluate(COUNT_FRAMES)
+    page.mouse.move(box["x"] + box["width"] - 2, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 2, y, steps=40)
+    page.mouse.up()
+    seeks = [strip(bar.next_event())]
+    while seeks[-1]["index"] != 0:
+        seeks.append(strip(bar.next_event()))
+    frames = page.evaluate("window.__frames")
+    assert all(e["action"] == "seek" for e in seeks)
+    assert 2 <= len(seeks) <= frames
+    assert viewer_value(page, "anim", "v.timeline.indexEl.textContent") == "0 / 100"
+
+
+def test_a_figure_without_animation_has_no_timeline_bar(served, page):
+    server, bridge = served
+    stream = server.add_figure("still", 320, 240)
+    stream.publish(np.full((240, 320, 4), 255, np.uint8))
+    page.goto(bridge.figure_url("still"))
+    wait_viewer(page, "still", "v.painted > 0")
+    assert viewer_value(page, "still", "v.timeline.shown") is False
+    assert not page.locator('section[data-figure="still"] .ff-timeline').is_visible()
+    assert page.locator('section[data-figure="still"] [data-tool="close"]').is_visible()
+
+
+SHOW_AND_WAIT = textwrap.dedent("""
+    import sys
+    import matplotlib.pyplot as plt
+    fig = plt.figure(figsize=(3, 2), dpi=100)
+    fig.canvas.mpl_connect("close_event", lambda e: print("close_event", flush=True))
+    plt.plot([1, 2])
+    plt.show()
+    print("show returned", flush=True)
+    sys.stdin.readline()
+""")
+
+
+def test_close_button_closes_the_figure_and_a_blocking_show_returns(tmp_path, page):
+    script = tmp_path / "script.py"
+    script.write_text(SHOW_AND_WAIT)
+    proc = subprocess.Popen([sys.executable, "-m", "fastfig.cli", "serve", str(script)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout],
+                     daemon=True).start()
+
+    def wait_line(pattern):
+        while True:
+            line = lines.get(timeout=30)
+            if re.search(pattern, line):
+                return line
+    try:
+        url = wait_line(r"^http://").strip()
+        page.goto(re.sub(r"/(\?|$)", r"/figure/1\1", url, count=1))
+        wait_viewer(page, "1", "v.painted > 0 && v.connected")
+        page.locator('section[data-figure="1"] [data-tool="close"]').click()
+        wait_line("close_event")
+        wait_line("show returned")
+        wait_viewer(page, "1", "v.figureClosed && !v.veil.hidden")
+        assert viewer_value(page, "1", "v.veil.textContent") == "figure closed"
+        assert page.locator('section[data-figure="1"] [data-tool="close"]').is_disabled()
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
