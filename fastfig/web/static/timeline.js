@@ -26,6 +26,7 @@ export class TimelineBar {
     this.send = send;
     this.state = null;
     this.pendingSeek = null;    // the scrubber's newest index, sent at the next display frame
+    this.seekSent = false;      // a seek went in this display frame
     this.scrubbing = false;     // the pointer holds the scrubber: the server's index waits
     const p = (name) => `${prefix}-${name}`;
     this.activeClass = p("active");
@@ -104,16 +105,28 @@ export class TimelineBar {
     this.send({ type: "timeline", action: "direction", direction });
   }
 
-  /** Show frame index: at most one seek per display frame, the newest index wins. */
+  /**
+   * Show frame index: at most one seek per display frame. The first one of a frame goes
+   * at once (the figure can answer before the next refresh); more in the same frame wait
+   * for the next one, and only the newest of them is sent.
+   */
   seek(index) {
-    const first = this.pendingSeek === null;
-    this.pendingSeek = index;
     this._showIndex(index);
-    if (!first) return;
+    if (this.seekSent) {
+      this.pendingSeek = index;
+      return;
+    }
+    this._sendSeek(index);
+  }
+
+  _sendSeek(index) {
+    this.send({ type: "timeline", action: "seek", index });
+    this.seekSent = true;
     requestAnimationFrame(() => {
-      const i = this.pendingSeek;
+      this.seekSent = false;
+      const pending = this.pendingSeek;
       this.pendingSeek = null;
-      if (i !== null) this.send({ type: "timeline", action: "seek", index: i });
+      if (pending !== null) this._sendSeek(pending);
     });
   }
 
@@ -160,7 +173,7 @@ export class TimelineBar {
       }
     }
     // While the user scrubs, the thumb and the number follow the pointer, not the echo.
-    if (!this.scrubbing && this.pendingSeek === null) this._showIndex(state.index);
+    if (!this.scrubbing && !this.seekSent) this._showIndex(state.index);
   }
 
   _showIndex(index) {
