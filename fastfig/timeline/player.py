@@ -29,12 +29,17 @@ MAX_SKIP_AHEAD = 10_000
 
 
 class Source(Protocol):
-    """Frames a Player shows, by index."""
+    """Frames a Player shows, by index. length and interval may be plain attributes."""
 
-    #: Frames known (None: a generator not yet exhausted).
-    length: Optional[int]
-    #: Seconds per frame at speed 1.
-    interval: float
+    @property
+    def length(self) -> Optional[int]:
+        """Frames known (None: a generator not yet exhausted)."""
+        ...
+
+    @property
+    def interval(self) -> float:
+        """Seconds per frame at speed 1."""
+        ...
 
     def show(self, index: int) -> bool:
         """Make frame ``index`` the figure's current image and publish it; False if it
@@ -106,7 +111,8 @@ class Player:
                 "speed": self.speed, "interval": self.source.interval * 1000,
                 "cached": None if cached is None else [cached[0], cached[1]]}
 
-    def _changed(self) -> None:
+    def publish_state(self) -> None:
+        """Publish the timeline state if it changed since it was last published."""
         if self.closed:
             return
         state = self.state()
@@ -132,14 +138,14 @@ class Player:
             self._go(0 if self.direction > 0 else last, keep_playing=True)
             return
         self._arm(first=True)
-        self._changed()
+        self.publish_state()
 
     def pause(self) -> None:
         if not self.playing:
             return
         self.playing = False
         self._cancel()
-        self._changed()
+        self.publish_state()
 
     def step(self, delta: int) -> bool:
         """Pause and move delta frames (wrapping when repeating and the length is
@@ -148,7 +154,7 @@ class Player:
         self._cancel()
         target = self._wrap(self.index + delta)
         if target is None:
-            self._changed()
+            self.publish_state()
             return False
         return self._go(target)
 
@@ -168,13 +174,13 @@ class Player:
             self.speed = speed
             if self.playing and not self._waiting:
                 self._arm(first=True)
-            self._changed()
+            self.publish_state()
 
     def set_direction(self, direction: int) -> None:
         direction = 1 if direction >= 0 else -1
         if direction != self.direction:
             self.direction = direction
-            self._changed()
+            self.publish_state()
 
     def handle(self, event: dict) -> Optional[str]:
         """Apply a timeline event (validated by protocol.check_event); returns None, or
@@ -232,7 +238,7 @@ class Player:
         ok = self._show(index)
         if self.playing and keep_playing:
             self._arm(first=True)
-        self._changed()
+        self.publish_state()
         return ok
 
     def _show(self, index: int) -> bool:
@@ -292,7 +298,7 @@ class Player:
             self.playing = False
         if self.playing:
             self._arm()
-        self._changed()
+        self.publish_state()
 
     def _at_end(self) -> bool:
         """Past an end while playing: wrap when repeating, else stop there."""
