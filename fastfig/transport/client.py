@@ -96,6 +96,7 @@ class Client:
         self._figures: list[dict] = []
         self._figures_version = 0
         self._decoder = FrameDecoder()
+        self._recorders: list = []       # Client.record: fed every packet applied
         self._inbox: Optional[Inbox] = None
         self._frame_header = b""
         self._downloads: collections.deque = collections.deque(maxlen=MAX_DOWNLOADS)
@@ -226,8 +227,12 @@ class Client:
             self._set_figures(msg.get("figures"))
         elif t == P.STATE and mine and isinstance(msg.get("state"), dict):
             self.state.update(msg["state"])
+            for recorder in self._recorders:
+                recorder.state(msg["state"])
         elif t == P.CLOSE and mine:
             self.closed = True
+            for recorder in self._recorders:
+                recorder.figure_closed()
         elif t == P.DOWNLOAD and mine and len(body) == 2:
             self._downloads.append((msg, body[1]))
         elif t == P.PONG:
@@ -268,6 +273,8 @@ class Client:
     def _on_frame(self, packet: Buffer) -> None:
         assert self._inbox is not None
         if self._inbox.receive(packet):
+            for recorder in self._recorders:
+                recorder.frame(packet, self._decoder.image)
             now = time.time()
             keyframe = self._inbox.last is not None and self._inbox.last.keyframe
             nbytes = len(packet)
@@ -360,6 +367,21 @@ class Client:
         event = P.check_event({"type": type, **fields})
         return self._request(P.EVENT, figure=self.figure, event=event)
 
+    def timeline(self, action: str, **fields: Any) -> bool:
+        """Drive the figure's animation timeline (PROTOCOL.md section 2, "Timeline"):
+        timeline("play"), ("pause"), ("step", delta=-1), ("seek", index=10),
+        ("speed", speed=2), ("direction", direction=-1). Validated here first (raises
+        ProtocolError); a figure without a timeline, or a frame that cannot be shown,
+        comes back as an error (``last_error``). Its position is ``timeline_state``."""
+        return self.send_event("timeline", action=action, **fields)
+
+    @property
+    def timeline_state(self) -> Optional[dict]:
+        """The figure's timeline state as last received ({"index", "length",
+        "playing", "direction", "speed", "interval", "cached"}), or None for a figure
+        without one; also ``state["timeline"]``."""
+        return self.state.get("timeline")
+
     def download(self, format: str = "png", timeout: float = 10.0) -> bytes:
         """The figure saved in format (any savefig format: "png", "svg", "pdf", ...), as
         bytes, asked of the server with a toolbar download event. Raises TimeoutError."""
@@ -369,6 +391,17 @@ class Client:
         if not self._downloads:
             raise TimeoutError(f"no {format} download within {timeout} s")
         return bytes(self._downloads.popleft()[1])
+
+    def record(self, path: Any, **options: Any) -> Any:
+        """Record this figure's stream to a .ffrec file (RECORDING.md) from its next
+        keyframe on: every packet this client applies, state changes, the close. Returns
+        the Recorder (fastfig/recording/recorder.py; options are its checkpoint spacing);
+        close it, or use it in a with-block, to write the index."""
+        from ..recording.recorder import for_client
+        recorder = for_client(self, path, **options)
+        self._recorders.append(recorder)
+        recorder.on_close(lambda: self._recorders.remove(recorder))
+        return recorder
 
     def resync(self) -> None:
         """Ask for a keyframe now (the image is rebuilt from it)."""
@@ -394,6 +427,8 @@ class Client:
         the sockets could not be released (after trying all)."""
         if self._ctx is None:
             return
+        for recorder in list(self._recorders):
+            recorder.close()        # its index written: the recording is whole
         if self.server_id is not None:
             self._request(P.BYE)
         errors = self._close_sockets()
