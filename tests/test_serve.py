@@ -161,3 +161,61 @@ def test_serve_streams_a_pause_loop(tmp_path):
         assert changing_frames(address)[0].shape == (200, 200, 4)
     finally:
         stop(proc)
+
+
+# Like matplotlib's event_handling/resample.py: prints before its figure is served, and
+# from an xlim_changed callback that redraws (draw_idle) on every pan step.
+RESAMPLING = textwrap.dedent("""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    x = np.linspace(16, 365, 1396)
+    print("before show: 1396 points", flush=True)
+    fig, ax = plt.subplots(figsize=(3, 2), dpi=100)
+    (line,) = ax.plot(x, np.sin(x / 20), "o-")
+    ax.set_autoscale_on(False)
+    def resample(ax):
+        lo, hi = ax.viewLim.intervalx
+        keep = (x > lo) & (x < hi)
+        line.set_data(x[keep][::4], np.sin(x[keep][::4] / 20))
+        print(f"using {keep.sum() // 4} of {keep.sum()} visible points", flush=True)
+        ax.figure.canvas.draw_idle()
+    ax.callbacks.connect("xlim_changed", resample)
+    ax.set_xlim(16, 365)
+    plt.show()
+    print("show returned", flush=True)
+""")
+
+
+def test_a_script_printing_from_a_redrawing_callback_exits_once_closed(tmp_path):
+    """resample.py 'hung' in the gallery sweep: its own print came before fastfig's serving
+    line. Served, panned with the toolbar (each step prints and redraws) and closed with
+    'q', such a script ends at once, status 0, no traceback."""
+    script = tmp_path / "script.py"
+    script.write_text(RESAMPLING)
+    proc = subprocess.Popen([sys.executable, "-m", "fastfig.cli", "serve", str(script),
+                             "--no-viewer", "--address", "tcp"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        lines = Lines(proc)
+        lines.wait_for("before show")
+        address = re.search(r"(tcp://\S+)", lines.wait_for("fastfig: serving")).group(1)
+        with Client(address, "1", timeout=30) as c:
+            first = c.next_frame(timeout=30)
+            assert first is not None
+            before = first.image.copy()    # frames share the decoder's image
+            c.send_event("toolbar", name="pan")
+            c.send_event("button_press", x=150, y=100, button=1)
+            for step in range(1, 21):
+                c.send_event("motion_notify", x=150 - 3 * step, y=100, buttons=1)
+            c.send_event("button_release", x=90, y=100, button=1)
+            lines.wait_for("visible points")        # the callback ran, and printed
+            panned = c.next_frame(timeout=30)
+            assert panned is not None and not np.array_equal(panned.image, before)
+            c.send_event("toolbar", name="pan")     # pan mode off: 'q' is a plain key
+            c.send_event("key_press", key="q")
+        lines.wait_for("show returned")
+        assert proc.wait(timeout=30) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
