@@ -265,6 +265,8 @@ def build_parser():
 
     from .export.cli import register as register_export    # fastfig export SCRIPT OUT
     register_export(sub)
+    from .recording.cli import register as register_recording   # record, replay
+    register_recording(sub)
     return p
 
 

@@ -238,6 +238,7 @@ class Recording:
         self.meta: dict = {}
         self.damage: Optional[Damage] = None
         self.figure_closed = False
+        self._start = 0         # where the records after the metadata start (0: unread)
         head = os.pread(self._fd, FILE_HEADER.size, 0)
         if not MAGIC.startswith(head[:8]) or (len(head) >= 8 and head[:8] != MAGIC):
             raise RecordingError(f"{self.path} is not a fastfig recording")
@@ -432,6 +433,9 @@ class Recording:
         except FrameError as e:
             self._decoder = None
             self._at = -1
+            if i < len(self):
+                self._damaged(_Bad("corrupt", f"frame {i} does not decode: {e}"),
+                              int(self._offsets[i]), i)
             raise RecordingError(f"frame {i} does not decode: {e}") from None
         self._at = i
 
@@ -460,11 +464,11 @@ class Recording:
         return self.frames()
 
     def verify(self) -> Optional[Damage]:
-        """Check every record's CRC (reads the whole file); returns the damage, if any."""
-        marks, offsets = self._marks, self._offsets
-        self._scan()
-        if self.damage is None:
-            self._marks, self._offsets = marks, offsets
+        """Check every record's CRC (reads the whole file, as a file without an index is
+        read); returns the damage, if any."""
+        if self._start:
+            self._decoder, self._at, self.damage = None, -1, None
+            self._scan()
         return self.damage
 
     def close(self) -> None:

@@ -122,16 +122,17 @@ def demand_gate(stream: Any) -> Callable[[Callable[[], None]], None]:
 class Replay:
     """Serve a recording as a live figure on a Server of its own (in a thread), with the
     browser viewer unless viewer=False. speed: the playback speed factor; loop: start
-    over at the end; play: start playing (else paused at the first frame). ``address``:
+    over at the end; play: start playing (else paused at the first frame); verify: check
+    every record's CRC first (``recording.damage`` then tells). ``address``:
     the server's control endpoint; ``url``: the viewer's page; ``close()`` stops it."""
 
     def __init__(self, path: Union[str, "os.PathLike[str]"], *, speed: float = 1.0,
                  loop: bool = False, play: bool = True, address: Optional[str] = None,
                  port: Optional[int] = None, token: Optional[str] = None,
-                 viewer: bool = True) -> None:
+                 viewer: bool = True, verify: bool = False) -> None:
         if not P.MIN_SPEED <= speed <= P.MAX_SPEED:
             raise ValueError(f"speed must be {P.MIN_SPEED}..{P.MAX_SPEED}, not {speed}")
-        self.recording = open_recording(path)
+        self.recording = open_recording(path, verify=verify)
         self.speed, self.loop, self.play = speed, loop, play
         self.server: Any = None
         self.bridge: Any = None
