@@ -17,8 +17,10 @@ def register(subparsers):
     """Add the ``export`` subcommand to fastfig's argparse subparsers."""
     e = subparsers.add_parser("export", help="write a script's matplotlib animation to "
                               "a video file (.mp4, .webm, .gif)", description=DESCRIPTION)
-    e.add_argument("script", help="a Python script that makes a FuncAnimation")
-    e.add_argument("out", help="the video file to write: .mp4, .webm or .gif")
+    e.add_argument("script", help="a Python script that makes a FuncAnimation, or a "
+                   ".ffrec recording (fastfig record) to make a video of")
+    e.add_argument("out", help="the file to write: .mp4, .webm, .gif, or .ffrec (a "
+                   "recording of the script's animation)")
     e.add_argument("--fps", type=_positive(float), default=None, help="frames per second "
                    "of the video (default: one frame per the animation's interval)")
     e.add_argument("--frames", type=_positive(int), default=None, help="export the first "

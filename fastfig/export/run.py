@@ -92,6 +92,10 @@ def export(anim: Any, path: Union[str, "os.PathLike[str]"], fps: Optional[float]
         # multiprocessing (spawn, forkserver) re-imports the main script in its child
         # processes under this name: the export is the parent's to do, not theirs.
         return None
+    from . import recording
+    if recording.involved(anim, path):      # a .ffrec read or written: export/recording.py
+        return recording.export(anim, path, fps, frames, quiet, animation=animation,
+                                argv=argv, _own_process=_own_process)
     fmt = formats.for_path(path)
     require_av()
     made_here = isinstance(anim, (str, os.PathLike))
