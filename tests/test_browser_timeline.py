@@ -19,9 +19,14 @@ import threading
 import numpy as np
 import pytest
 
-from browser_helpers import checked_page, missing, viewer_value, wait_viewer
+from matplotlib.animation import FuncAnimation
+
+import fastfig
+from backend_helpers import lines_figure, rt, wait_for  # noqa: F401 (rt is a fixture)
+from browser_helpers import canvas_rgba, checked_page, missing, viewer_value, wait_viewer
 from fastfig import Server
 from fastfig.web.bridge import Bridge
+from test_timeline import N, REFERENCES, SIZE, update_for
 
 REASON = missing()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"browser tests: {REASON}")
@@ -264,3 +269,93 @@ def test_close_button_closes_the_figure_and_a_blocking_show_returns(tmp_path, pa
     finally:
         proc.kill()
         proc.wait()
+
+
+# -- end to end: a FuncAnimation served by the fastfig backend --------------------------------
+
+class Animated:
+    """A blitting FuncAnimation of N frames served by the runtime, open in the page, its
+    timeline playing; frame i must look exactly as matplotlib draws it on Agg."""
+
+    def __init__(self, rt, page, interval=10):  # noqa: F811
+        self.rt, self.page = rt, page
+        fig, x, lines = lines_figure(*SIZE)
+        self.fig = fig
+        self.anim = rt.call(lambda: FuncAnimation(fig, update_for(x, lines), frames=N,
+                                                  interval=interval, blit=True))
+        self.stream = rt.call(lambda: fastfig.show(fig, block=False))
+        rt.call(lambda: fastfig.animate(self.anim, block=False))
+        self.id = self.stream.id
+        self.refs = REFERENCES[True][0]
+        page.goto(rt.ensure_bridge().figure_url(self.id) + "&fit=0")
+        wait_viewer(page, self.id, "v.painted > 0 && v.timeline.shown && v.state.timeline.playing")
+        self.bar = page.locator(f'section[data-figure="{self.id}"] .ff-timeline')
+
+    @property
+    def source(self):
+        return self.fig.canvas._timeline.source
+
+    def button(self, action):
+        return self.bar.locator(f'[data-timeline="{action}"]')
+
+    def timeline(self, condition):
+        wait_viewer(self.page, self.id, f"(t => {condition})(v.state.timeline)")
+        return viewer_value(self.page, self.id, "v.state.timeline")
+
+    def shows(self, index):
+        """Wait until the timeline is at index and the canvas shows frame index exactly."""
+        self.timeline(f"t.index === {index}")
+        expected = self.refs[index]
+        wait_for(lambda: np.array_equal(canvas_rgba(self.page, self.id)[0], expected))
+
+    def display_frames(self, n):
+        self.page.evaluate("""(n) => new Promise((resolve) => {
+          const tick = () => (--n > 0 ? requestAnimationFrame(tick) : resolve());
+          requestAnimationFrame(tick); })""", n)
+
+    def close(self):
+        self.rt.call(lambda: fastfig.close(self.fig))
+
+
+def test_pause_step_back_and_scrub_show_the_animations_frames(rt, page):  # noqa: F811
+    a = Animated(rt, page)
+    try:
+        # playing: the canvas changes
+        seq = viewer_value(page, a.id, "v.display.paintedSeq")
+        wait_viewer(page, a.id, f"v.display.paintedSeq !== {seq}")
+        a.button("togglePlay").click()
+        paused = a.timeline("!t.playing")["index"]
+        a.shows(paused)
+        # paused: nothing changes on the canvas, nothing is rendered
+        seq = viewer_value(page, a.id, "v.display.paintedSeq")
+        renders = a.source.draws + a.source.restores
+        a.display_frames(20)
+        assert viewer_value(page, a.id, "v.display.paintedSeq") == seq
+        assert a.source.draws + a.source.restores == renders
+        assert np.array_equal(canvas_rgba(page, a.id)[0], a.refs[paused])
+
+        # a step back shows the frame before, from the cache
+        restores = a.source.restores
+        a.button("stepBack").click()
+        a.shows(paused - 1)
+        assert a.source.restores == restores + 1
+        # keys on the focused bar: right steps forward
+        page.keyboard.press("ArrowRight")
+        a.shows(paused)
+
+        # the scrubber seeks: to a seen frame (cached), then to one never drawn
+        range_ = a.bar.locator(".ff-tl-range")
+        assert range_.get_attribute("max") == str(N - 1)
+        for index in (2, N - 1 if paused < N - 1 else 0):
+            range_.fill(str(index))
+            a.shows(index)
+            assert viewer_value(page, a.id, "v.timeline.indexEl.textContent") == f"{index} / {N}"
+        assert not viewer_value(page, a.id, "v.state.timeline.playing")
+
+        # play again: the canvas moves on
+        a.button("togglePlay").click()
+        a.timeline("t.playing")
+        seq = viewer_value(page, a.id, "v.display.paintedSeq")
+        wait_viewer(page, a.id, f"v.display.paintedSeq !== {seq}")
+    finally:
+        a.close()

@@ -1,0 +1,281 @@
+"""Timeline benchmark: scrubbing back over seen frames in headless Chromium, each seek
+timed from the input to the paint that shows its frame.
+
+    python bench/bench_timeline.py                  # 1920x1080 and 800x600, cache on and off
+    python bench/bench_timeline.py --sizes 800x600 --json timeline.json
+
+Each case runs the figure in a process of its own, as a user's script would
+(``matplotlib.use("fastfig")``, the browser bridge): fastfig/scenarios.py's line1 (2x2 sine
+panels, one line moving) as a FuncAnimation with ``frames=150`` at 60 frames/s, blitting,
+and one more animated artist: a 10x10 pixel square in the moving panel's corner whose
+colour encodes the frame index (red = index % 256, green = index // 256), so the page
+knows which frame each paint shows by reading one pixel of its canvas.
+
+In the page: the animation plays past frame 120 (every frame drawn once and, with the
+cache on, kept), the pause button is clicked, then the scrubber is moved back one frame
+per display frame over the 100 frames before the paused one: in each requestAnimationFrame
+callback one input event on the scrubber's range element (the viewer's timeline bar sends
+the first seek of a display frame at once). For each seek: the time from the rAF
+timestamp of the frame in which it was input to the rAF timestamp of the first paint
+showing that frame, and that in display frames (a paint in the next display frame = one
+frame: what "painted within one display frame" means here). A seek whose frame was never
+painted (a later one overtook it) counts as not painted within one frame.
+
+The baseline, in the same run: the same with the timeline's frame cache disabled
+(``max_bytes=0``), so every seek draws its frame again through the animation.
+"""
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+SIZES = {"1920x1080": (1920, 1080), "800x600": (800, 600)}
+FRAMES = 150
+PLAY_PAST = 120
+SCRUB = 100
+INTERVAL_MS = 1000 / 60
+MARK = 10   # side of the index square, pixels
+
+
+# -- the figure process ---------------------------------------------------------------------
+
+def child(width, height, cached, port):
+    import matplotlib
+    matplotlib.use("fastfig")
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import FuncAnimation
+    from matplotlib.patches import Rectangle
+
+    from fastfig.mpl import animation, runtime
+    from fastfig.scenarios import Line1
+
+    if not cached:
+        class Uncached(animation.AnimationSource):
+            def __init__(self, canvas, anim, max_bytes=0):
+                super().__init__(canvas, anim, max_bytes=0)
+        animation.AnimationSource = Uncached   # take_over() makes its source from here
+
+    rt = runtime.get()
+    rt.keep_serving = True
+    rt.announce = lambda *a: None
+    rt.ensure_loop(mode="script")
+    rt.ensure_server()
+    fig = plt.figure(figsize=(width / 100, height / 100), dpi=100)
+    scenario = Line1(width, height, 100, figure=fig)
+    ax = scenario.lines[0].axes
+    fig.canvas.draw()
+    x0, y0 = int(ax.bbox.x0) + 2, int(ax.bbox.y0) + 2
+    mark = Rectangle((x0, y0), MARK, MARK, transform=None, antialiased=False,
+                     edgecolor="none", facecolor="k")
+    ax.add_artist(mark)
+
+    def update(i):
+        mark.set_facecolor(((i % 256) / 255, (i // 256) / 255, 0, 1))
+        return [*scenario.step(i), mark]
+
+    anim = FuncAnimation(fig, update, frames=FRAMES, interval=INTERVAL_MS, blit=True)
+    bridge = rt.ensure_bridge(port=port)
+    rt.loop.call_soon(lambda: plt.show(block=False))
+    # the index pixel, in the image's rows from the top
+    print("ready", bridge.figure_url(str(fig.number)) + "&fit=0", x0 + MARK // 2,
+          height - (y0 + MARK // 2) - 1, flush=True)
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    try:
+        rt.run()
+    finally:
+        del anim
+        os._exit(0)
+
+
+def start_child(size, cached):
+    from transport_helpers import free_port
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--child", size,
+                             "cached" if cached else "uncached", str(free_port())],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    line = proc.stdout.readline().split()
+    if not line or line[0] != "ready":
+        proc.kill()
+        raise RuntimeError(f"{size} did not start: {line!r}")
+    return proc, line[1], int(line[2]), int(line[3])
+
+
+# -- the page -----------------------------------------------------------------------------------
+
+VIEWER = "[...window.fastfig.viewers.values()][0]"
+
+#: One input on the scrubber per display frame, from `start` down `count` frames; resolves
+#: with the inputs (index, rAF timestamp), the first paint showing each index and every rAF
+#: timestamp, once the last index was painted or `patience` ms after the last input.
+SCRUB_BACK = """async ([start, count, px, py, patience]) => {
+  const v = %s;
+  const ctx = v.canvas.getContext("2d");
+  const shown = {};     // index -> rAF timestamp of its first paint
+  const stamps = [];    // every display frame's rAF timestamp
+  const inputs = [];
+  v.onpaint = (frame, now) => {
+    const d = ctx.getImageData(px, py, 1, 1).data;
+    const index = d[0] + 256 * d[1];
+    if (inputs.length && !(index in shown)) shown[index] = now;
+  };
+  const range = v.timeline.rangeEl;
+  await new Promise((resolve) => {
+    const tick = (now) => {
+      stamps.push(now);
+      if (inputs.length < count) {
+        const index = start - inputs.length;
+        range.value = String(index);
+        range.dispatchEvent(new Event("input", { bubbles: true }));
+        inputs.push([index, now]);
+      } else if ((start - count + 1) in shown || now - inputs[count - 1][1] > patience) {
+        resolve();
+        return;
+      }
+      requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  });
+  v.onpaint = null;
+  return { inputs, shown, stamps };
+}""" % VIEWER
+
+
+def measure(browser, size, cached):
+    width, height = SIZES[size]
+    proc, url, px, py = start_child(size, cached)
+    context = browser.new_context(viewport={"width": width + 100, "height": height + 200},
+                                  device_scale_factor=1)
+    try:
+        page = context.new_page()
+        page.goto(url)
+        t = f"{VIEWER}.state.timeline"
+        page.wait_for_function(f"() => window.fastfig.viewers.size && {t} && "
+                               f"{t}.index >= {PLAY_PAST}", timeout=60000, polling=50)
+        page.locator('[data-timeline="togglePlay"]').click()
+        page.wait_for_function(f"() => !{t}.playing", timeout=10000)
+        paused = page.evaluate(f"() => {t}.index")
+        start = paused - 1
+        if cached:   # every frame to scrub over kept (the state says so)
+            page.wait_for_function(f"() => {t}.cached && {t}.cached[0] <= {start - SCRUB + 1}"
+                                   f" && {t}.cached[1] >= {start}", timeout=10000)
+        # the paused frame painted: nothing of the playing is left in flight
+        page.wait_for_function(
+            f"""([px, py, want]) => {{ const d = {VIEWER}.canvas.getContext("2d")
+                  .getImageData(px, py, 1, 1).data; return d[0] + 256 * d[1] === want; }}""",
+            arg=[px, py, paused], timeout=10000)
+        got = page.evaluate(SCRUB_BACK, [start, SCRUB, px, py, 3000])
+        return summarize(size, cached, got)
+    finally:
+        context.close()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def summarize(size, cached, got):
+    stamps = got["stamps"]
+    refresh = statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
+    latencies, frames = [], []
+    for index, t_in in got["inputs"]:
+        t_paint = got["shown"].get(str(index))
+        if t_paint is None or t_paint < t_in:
+            frames.append(None)
+            continue
+        latencies.append(t_paint - t_in)
+        frames.append(sum(1 for s in stamps if t_in < s <= t_paint))
+    n = len(got["inputs"])
+    within = sum(1 for f in frames if f is not None and f <= 1)
+    return {"size": size, "cache": cached, "seeks": n, "painted": len(latencies),
+            "never_painted": frames.count(None),
+            "median_ms": statistics.median(latencies) if latencies else None,
+            "p95_ms": quantile(latencies, 0.95),
+            "within_one_frame": within / n, "refresh_ms": refresh,
+            "frames_histogram": {str(k): frames.count(k) for k in sorted(
+                {f for f in frames if f is not None})}}
+
+
+def quantile(values, q):
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def line(r):
+    fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+    return (f"{r['size']:9s} cache {'on ' if r['cache'] else 'off'}: {r['painted']}/{r['seeks']} "
+            f"seeks painted, input to paint median {fmt(r['median_ms'])} ms p95 "
+            f"{fmt(r['p95_ms'])} ms, within one display frame {100 * r['within_one_frame']:.0f}%"
+            f" (refresh {r['refresh_ms']:.1f} ms; frames to paint {r['frames_histogram']})")
+
+
+def table(results):
+    fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+    rows = ["| size | frame cache | seeks painted | input to paint, median / p95 (ms) "
+            "| painted within one display frame | display frames to paint (count) |",
+            "|---|---|---|---|---|---|"]
+    for r in results:
+        hist = ", ".join(f"{k}: {v}" for k, v in r["frames_histogram"].items())
+        rows.append(f"| {r['size']} | {'on' if r['cache'] else 'off (baseline)'} "
+                    f"| {r['painted']} of {r['seeks']} | {fmt(r['median_ms'])} / "
+                    f"{fmt(r['p95_ms'])} | {100 * r['within_one_frame']:.0f}% | {hist} |")
+    return "\n".join(rows)
+
+
+def run(sizes, repeat=1):
+    from playwright.sync_api import sync_playwright
+
+    from browser_helpers import launch, missing
+    why = missing()
+    if why:
+        raise SystemExit(f"bench_timeline: {why}")
+    results = []
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            for _ in range(repeat):
+                for size in sizes:
+                    for cached in (True, False):   # side by side: the load drifts
+                        r = measure(browser, size, cached)
+                        print("  " + line(r), flush=True)
+                        results.append(r)
+        finally:
+            browser.close()
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default=",".join(SIZES))
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--child", nargs=3, metavar=("SIZE", "CACHE", "PORT"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        size, cache, port = args.child
+        child(*SIZES[size], cache == "cached", int(port))
+        return 0
+    results = run(args.sizes.split(","), args.repeat)
+    print()
+    print(table(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
