@@ -19,6 +19,7 @@ from matplotlib import _api, backend_bases, is_interactive
 from matplotlib.backend_bases import FigureManagerBase, TimerBase, _Backend
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+from . import animation
 from . import events
 from . import runtime
 from .frameloop import FrameLoop, display_box
@@ -79,6 +80,8 @@ class TimerAsyncio(TimerBase):
             return
         canvas = self._canvas_ref() if self._canvas_ref is not None else None
         frames = getattr(canvas, "_frames", None)
+        if frames is not None and animation.take_over(canvas, self):
+            return   # a FuncAnimation on a served canvas: its timeline plays it now
         if frames is not None and frames.busy:
             frames.when_idle(lambda: self._fire(generation))
         else:
@@ -112,6 +115,7 @@ class FigureCanvasFastfig(FigureCanvasAgg):
         self._state = {}
         self._state_pending = {}
         self._pointer = events.PointerState()
+        self._timeline = None       # the Player of the animation on this canvas, if any
 
     # -- serving --------------------------------------------------------------------------
 
@@ -274,6 +278,8 @@ class FigureCanvasFastfig(FigureCanvasAgg):
                 self.draw_idle()
         elif etype == "toolbar":
             self._toolbar_action(event, sender)
+        elif etype == "timeline":
+            animation.timeline_event(self, event, sender)
         else:
             events.dispatch(self, event, self._pointer)
 

@@ -1,0 +1,211 @@
+"""The timeline of a matplotlib FuncAnimation on a served fastfig canvas.
+
+When the animation's timer first ticks on a served canvas (TimerAsyncio calls
+``take_over``), the animation is handed to a Player: its own timer stops and the Player
+draws frame i through the animation's draw path (``_draw_next_frame``, blitting as the
+animation does) with the i-th frame datum. With ``frames=`` an int or a sequence every
+frame can be drawn in any order; a generator is drawn forward with next(), and its
+length becomes known when it runs out.
+
+Seen frames are kept in a FrameCache. Showing a cached frame writes its pixels into the
+Agg buffer and marks the frame loop damaged, so what frontends see and the canvas hold
+never disagree, and the animation's next blit restores its background over the right
+pixels. A view change (resize, toolbar, a click, a scroll, a key) makes the cached
+images stale: they are dropped and the current frame is drawn again.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import logging
+from typing import Any, Optional
+
+import numpy as np
+
+from ..timeline.cache import DEFAULT_MAX_BYTES, FrameCache
+from ..timeline.player import MAX_SKIP_AHEAD, Player
+from ..transport import protocol as P
+
+log = logging.getLogger("fastfig.animation")
+
+#: Input events after which cached images may not show the figure as it is drawn now.
+VIEW_EVENTS = frozenset({"resize", "button_release", "scroll", "key_press"})
+VIEW_TOOLBAR = frozenset({"home", "back", "forward"})
+
+_MISSING = object()
+
+
+def animation_of(timer: Any) -> Any:
+    """The FuncAnimation whose frames timer steps, or None."""
+    from matplotlib.animation import FuncAnimation
+    for func, _args, _kwargs in getattr(timer, "callbacks", ()):
+        owner = getattr(func, "__self__", None)
+        if isinstance(owner, FuncAnimation) and getattr(func, "__name__", "") == "_step":
+            return owner
+    return None
+
+
+def take_over(canvas: Any, timer: Any) -> bool:
+    """Called by a tick of timer on a served canvas: if it steps a FuncAnimation, stop
+    it and let the canvas's timeline Player drive the animation instead (True)."""
+    anim = animation_of(timer)
+    if anim is None:
+        return False
+    player = canvas._timeline
+    if player is not None and not player.closed and player.source.anim is not anim:
+        return False   # the figure's first animation has the timeline; this one runs on
+    timer.stop()
+    if player is None or player.closed:
+        source = AnimationSource(canvas, anim)
+        canvas._timeline = source.player
+        source.player.start(playing=True)
+    return True
+
+
+def timeline_event(canvas: Any, event: dict, sender: Optional[list[bytes]]) -> None:
+    """Apply a (validated) timeline event; the sender is told why when it cannot be."""
+    player = canvas._timeline
+    stream = canvas._stream
+    if player is None:
+        if stream is not None:
+            stream.reply(sender, P.ERROR, code=P.E_NO_TIMELINE,
+                         message=f"figure {stream.id!r} has no timeline (no animation "
+                                 "runs on it)")
+        return
+    reason = player.handle(event)
+    if reason is not None and stream is not None:
+        stream.reply(sender, P.ERROR, code=P.E_UNAVAILABLE, message=reason)
+
+
+def known_frames(anim: Any) -> Optional[collections.abc.Sequence]:
+    """The frame data of an animation made with ``frames=`` an int or a sequence (a
+    container with a length), read from how matplotlib keeps it; None for a generator
+    (``frames`` None, a callable or an iterator)."""
+    gen = getattr(anim, "_iter_gen", None)
+    if gen is None or getattr(gen, "__module__", None) != "matplotlib.animation":
+        return None   # itertools.count (frames=None) or the user's generator function
+    cells = [c.cell_contents for c in (gen.__closure__ or ())]
+    for value in [*(gen.__defaults__ or ()), *cells]:
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            return range(int(value))
+        if hasattr(value, "__len__") and iter(value) is not value:
+            if isinstance(value, (collections.abc.Sequence, np.ndarray)):
+                return value   # type: ignore[return-value]
+            return list(value)
+    return None
+
+
+class AnimationSource:
+    """A timeline Source over a FuncAnimation on a served fastfig canvas; owns its
+    Player (``.player``)."""
+
+    def __init__(self, canvas: Any, anim: Any, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        from . import runtime
+        self.canvas = canvas
+        self.anim = anim
+        self.interval = max(float(getattr(anim, "_interval", 200)), 0.0) / 1000
+        self._data = known_frames(anim)
+        self.length: Optional[int] = None if self._data is None else len(self._data)
+        self.cache = FrameCache(max_bytes)
+        self.draws = 0               # frames drawn by the animation (not from the cache)
+        self.restores = 0            # frames restored from the cache
+        self._frames_iter: Any = None if self._data is not None else anim.frame_seq
+        self._next = 0               # a generator's index of its next item
+        self._artists_at: Optional[int] = None   # the frame the artists were drawn for
+        self._showing: Optional[int] = None
+        self._serial = 0             # one more per show(): a capture of an older one is void
+        self.player = Player(self, self._publish, runtime.get().loop,
+                             repeat=bool(getattr(anim, "_repeat", True)), ready=self._ready)
+        stream = canvas._stream
+        stream.on_event(self._on_event)
+        stream.on_close(self.player.close)
+
+    # -- Source ---------------------------------------------------------------------------
+
+    def cached(self) -> Optional[tuple[int, int]]:
+        return None if self._showing is None else self.cache.run(self._showing)
+
+    def show(self, index: int) -> bool:
+        frames = self.canvas._frames
+        if frames is None:
+            return False
+        if index in self.cache and self.cache.restore(index, self.canvas._image()):
+            self.restores += 1
+            self._serial += 1
+            self._showing = index
+            frames.damaged(None)
+            return True
+        datum = self._datum(index)
+        if datum is _MISSING:
+            return False
+        self._draw(index, datum)
+        return True
+
+    # -- drawing ---------------------------------------------------------------------------
+
+    def _datum(self, index: int) -> Any:
+        if self._data is not None:
+            return self._data[index] if 0 <= index < len(self._data) else _MISSING
+        if index < self._next:
+            if index != 0:
+                return _MISSING          # a generator's frame no longer cached
+            self._frames_iter = self.anim.new_frame_seq()   # from the start, as on repeat
+            self._next = 0
+        if index - self._next > MAX_SKIP_AHEAD:
+            return _MISSING
+        try:
+            while self._next < index:    # frames skipped over are not drawn
+                next(self._frames_iter)
+                self._next += 1
+            datum = next(self._frames_iter)
+        except StopIteration:
+            self.length = self._next     # the generator ran out: now its length is known
+            return _MISSING
+        self._next += 1
+        return datum
+
+    def _draw(self, index: int, datum: Any) -> None:
+        anim = self.anim
+        anim._draw_next_frame(datum, anim._blit)
+        self.draws += 1
+        self._serial += 1
+        self._showing = self._artists_at = index
+        serial = self._serial
+        self.canvas._frames.when_idle(lambda: self._capture(index, serial))
+
+    def _capture(self, index: int, serial: int) -> None:
+        """Frame index went out: keep its image, unless another frame was shown since."""
+        if serial == self._serial and self.canvas._frames is not None:
+            self.cache.put(index, self.canvas._image(), playhead=index)
+            self.player.publish_state()   # the cached range grew
+
+    # -- the figure around it ------------------------------------------------------------------
+
+    def _ready(self, callback: Any) -> None:
+        frames = self.canvas._frames
+        if frames is not None:
+            frames.when_idle(callback)
+
+    def _publish(self, state: dict) -> None:
+        self.canvas.send_state(timeline=state)
+
+    def _on_event(self, event: dict) -> None:
+        etype = event["type"]
+        if etype in VIEW_EVENTS or (etype == "toolbar" and event.get("name") in VIEW_TOOLBAR):
+            self.cache.clear()
+            frames = self.canvas._frames
+            if frames is not None:
+                frames.when_idle(self._redraw_current)
+
+    def _redraw_current(self) -> None:
+        """After the figure was drawn again (a view change), draw the current frame
+        through the animation so blitted artists are on the new background."""
+        index = self._showing
+        if index is None or self.player.closed:
+            return
+        if self._data is not None:
+            self._draw(index, self._data[index])
+        elif self._artists_at == index:
+            anim = self.anim
+            anim._post_draw(None, anim._blit)
+        self.player.publish_state()

@@ -1,0 +1,307 @@
+"""The timeline of a FuncAnimation served by the fastfig backend, driven by a real Client
+over ZeroMQ: play, pause, step, seek, reverse, speed, repeat, a generator, the bounded
+cache, and errors. Every frame checked is compared byte for byte with a plain Agg
+render of that frame of the same animation."""
+
+import time
+
+import numpy as np
+import pytest
+from matplotlib.animation import FuncAnimation
+
+import fastfig
+from backend_helpers import Served, agg_render, lines_figure, rt, wait_for  # noqa: F401
+from fastfig.transport import protocol as P
+
+SIZE = (320, 240)
+N = 60
+
+
+def update_for(x, lines):
+    def update(i):
+        lines[0].set_ydata(np.sin(x + 0.1 * i))
+        return lines[:1]
+    return update
+
+
+def references(blit, n=N):
+    """Frame i of the animation as matplotlib itself draws it: the same FuncAnimation on
+    a plain Agg canvas, stepped by hand (a blitting animation draws its line over the
+    axes' ticks and spines, which a full render draws over the line). With it, every
+    image the animation shows before its first frame (-1)."""
+    fig, x, lines = lines_figure(*SIZE)
+    anim = FuncAnimation(fig, update_for(x, lines), frames=n, interval=10, blit=blit,
+                         repeat=False)
+    fig.canvas.draw()                      # its draw_event starts the animation
+    image = lambda: np.asarray(fig.canvas.buffer_rgba()).copy()   # noqa: E731
+    frames = {-1: image()}
+    for i in range(n):
+        anim._step()
+        frames[i] = image()
+    return [frames[i] for i in range(n)], frames[-1]
+
+
+REFERENCES = {blit: references(blit) for blit in (True, False)}
+
+
+class Timeline(Served):
+    """A served FuncAnimation and a Client on it, once its timeline is playing."""
+
+    def __init__(self, rt, blit=True, frames=N, repeat=True, interval=10, credit=4):
+        fig, x, lines = lines_figure(*SIZE)
+        self.anim = rt.call(lambda: FuncAnimation(fig, update_for(x, lines), frames=frames,
+                                                  interval=interval, blit=blit,
+                                                  repeat=repeat))
+        super().__init__(rt, fig, credit=credit)
+        self.refs, background = REFERENCES[blit]
+        self.index = {r.tobytes(): i for i, r in enumerate(self.refs)}
+        self.index.setdefault(background.tobytes(), -1)
+        rt.call(lambda: fastfig.animate(self.anim, block=False))
+        self.state("timeline", lambda t: t is not None)
+
+    @property
+    def player(self):
+        return self.canvas._timeline
+
+    @property
+    def source(self):
+        return self.player.source
+
+    def timeline(self, **expected):
+        """Wait until the client's timeline state has the expected fields."""
+        return self.state("timeline", lambda t: all(t[k] == v for k, v in expected.items()))
+
+    def shows(self, index, timeout=10.0):
+        """Wait until the client shows frame index, and check it stays there."""
+        self.timeline(index=index)
+        expected = self.refs[index]
+        wait_for(lambda: self.client.next_frame(0.01) is not None
+                 and np.array_equal(self.client.image, expected)
+                 or np.array_equal(self.client.image, expected), timeout)
+        if not self.player.playing:
+            assert np.array_equal(self.latest(0.1), expected)
+
+    def played(self, n):
+        """The indexes of the next n frames received; each must be an Agg render."""
+        seen = []
+        while len(seen) < n:
+            image = self.frame()
+            assert image.tobytes() in self.index, "a frame that no Agg render matches"
+            seen.append(self.index[image.tobytes()])
+        return seen
+
+    def counts(self):
+        frames = self.canvas._frames
+        return frames.frames, frames.renders, self.source.draws, self.source.restores
+
+    def close(self):
+        self.call(lambda: self.player and self.player.close())
+        super().close()
+
+
+@pytest.fixture(params=[True, False], ids=["blit", "full"])
+def blit(request):
+    return request.param
+
+
+def test_play_pause_step_and_seek(rt, blit):
+    t = Timeline(rt, blit)
+    try:
+        seen = t.played(12)
+        forward = [i for i in seen if i >= 0]
+        assert forward == sorted(forward) and forward[-1] >= 8
+        state = t.client.timeline_state
+        assert state["length"] == N and state["playing"] and state["interval"] == 10
+        assert state["direction"] == 1 and state["speed"] == 1
+
+        t.client.timeline("pause")
+        paused = t.timeline(playing=False)["index"]
+        t.shows(paused)
+        before = t.counts()
+        assert t.client.next_frame(timeout=0.5) is None, "a frame while paused"
+        assert t.counts() == before, "a render while paused"
+        wait_for(lambda: t.source.cache.run(paused) is not None)
+        assert t.timeline(cached=[0, paused])
+
+        restores = t.source.restores
+        t.client.timeline("step", delta=-3)
+        t.shows(paused - 3)
+        t.client.timeline("step", delta=1)
+        t.shows(paused - 2)
+        assert t.source.restores == restores + 2   # seen frames come from the cache
+        assert not t.client.timeline_state["playing"]
+
+        draws = t.source.draws
+        t.client.timeline("seek", index=1)          # seen
+        t.shows(1)
+        assert t.source.draws == draws
+        t.client.timeline("seek", index=50)         # not seen yet: drawn
+        t.shows(50)
+        assert t.source.draws == draws + 1
+        wait_for(lambda: 50 in t.source.cache)
+        t.client.timeline("step", delta=-1)         # 49 was never drawn
+        t.shows(49)
+        t.client.timeline("seek", index=10**6)      # beyond the end: the last frame
+        t.shows(N - 1)
+    finally:
+        t.close()
+
+
+def test_reverse_and_speed(rt, blit):
+    t = Timeline(rt, blit, interval=20)
+    try:
+        t.played(3)
+        t.client.timeline("pause")
+        t.client.timeline("seek", index=40)
+        t.shows(40)
+        t.client.timeline("direction", direction=-1)
+        t.client.timeline("speed", speed=2)
+        t.client.timeline("play")
+        t.timeline(direction=-1, speed=2, playing=True)
+        seen = [i for i in t.played(8) if i <= 40]
+        assert seen == sorted(seen, reverse=True) and seen[-1] < 40
+        assert t.player.period == pytest.approx(0.01)
+    finally:
+        t.close()
+
+
+def test_repeat_wraps_and_no_repeat_stops(rt):
+    t = Timeline(rt, True, frames=20, repeat=True)
+    try:
+        t.client.timeline("seek", index=17)
+        seen = t.played(8)
+        assert 19 in seen and seen.index(19) < len(seen) - 1
+        assert seen[seen.index(19) + 1] in (0, 1), "did not wrap to the start"
+    finally:
+        t.close()
+    t = Timeline(rt, True, frames=10, repeat=False)
+    try:
+        t.timeline(index=9, playing=False)
+        t.shows(9)
+        t.client.timeline("step", delta=1)          # clamped at the end
+        t.shows(9)
+    finally:
+        t.close()
+
+
+def test_generator_length_becomes_known(rt):
+    fig, x, lines = lines_figure(*SIZE)
+    update = update_for(x, lines)
+
+    def frames():
+        yield from range(15)
+
+    anim = rt.call(lambda: FuncAnimation(fig, update, frames=frames, interval=10, blit=True,
+                                         repeat=True, save_count=15))
+    t = Served(rt, fig)
+    try:
+        rt.call(lambda: fastfig.animate(anim, block=False))
+        first = t.state("timeline", lambda s: s is not None)
+        assert first["length"] is None
+        assert t.state("timeline", lambda s: s["length"] == 15)["length"] == 15
+        t.client.timeline("pause")
+        paused = t.state("timeline", lambda s: not s["playing"])["index"]
+        image = t.latest(0.2)
+        assert np.array_equal(image, REFERENCES[True][0][paused])
+        t.client.timeline("seek", index=(paused + 5) % 15)   # seen in the first run
+        t.state("timeline", lambda s: s["index"] == (paused + 5) % 15)
+        assert np.array_equal(t.latest(0.2), REFERENCES[True][0][(paused + 5) % 15])
+    finally:
+        rt.call(lambda: fig.canvas._timeline.close())
+        t.close()
+
+
+def test_cache_stays_bounded_and_evicted_frames_are_drawn_again(rt):
+    t = Timeline(rt, True, frames=30, interval=5)
+    try:
+        t.played(1)
+        cache = t.source.cache
+        per_frame = max(cache.nbytes // max(len(cache), 1), 1)
+        cache.max_bytes = 5 * per_frame
+        t.client.timeline("seek", index=0)
+        t.state("timeline", lambda s: s["index"] >= 20)
+        t.client.timeline("pause")
+        paused = t.timeline(playing=False)["index"]
+        t.shows(paused)
+        assert cache.nbytes <= cache.max_bytes and cache.evicted > 0
+        assert 2 not in cache
+        draws = t.source.draws
+        t.client.timeline("seek", index=2)
+        t.shows(2)
+        assert t.source.draws == draws + 1
+    finally:
+        t.close()
+
+
+def test_evicted_generator_frames_are_unavailable(rt):
+    fig, x, lines = lines_figure(*SIZE)
+
+    def frames():
+        yield from range(10**6)
+
+    anim = rt.call(lambda: FuncAnimation(fig, update_for(x, lines), frames=frames,
+                                         interval=5, blit=True, save_count=10))
+    t = Served(rt, fig)
+    try:
+        rt.call(lambda: fastfig.animate(anim, block=False))
+        t.state("timeline", lambda s: s is not None and s["index"] >= 1)
+        cache = fig.canvas._timeline.source.cache
+        cache.max_bytes = 3 * cache.nbytes // max(len(cache), 1)
+        t.state("timeline", lambda s: s["index"] >= 10)
+        t.client.timeline("pause")
+        t.state("timeline", lambda s: not s["playing"])
+        t.client.timeline("seek", index=1)
+        wait_for(lambda: t.client.next_frame(0.05) is None and t.client.last_error is not None)
+        assert t.client.last_error.code == P.E_UNAVAILABLE
+        assert "frame 1 is not available" in str(t.client.last_error)
+        assert "generator" in str(t.client.last_error)
+    finally:
+        rt.call(lambda: fig.canvas._timeline.close())
+        t.close()
+
+
+def test_nobody_reading_means_no_renders(rt):
+    t = Timeline(rt, True, interval=1, credit=1)
+    try:
+        t.played(2)
+        draws = t.source.draws
+        time.sleep(0.5)   # the client reads nothing meanwhile: the absence is the point
+        assert t.source.draws - draws <= 2
+        t.played(3)       # reading again: it plays on
+    finally:
+        t.close()
+
+
+def test_malformed_timeline_events_get_an_error_and_serving_goes_on(rt):
+    t = Timeline(rt, True)
+    try:
+        t.client.timeline("pause")
+        t.timeline(playing=False)
+        for event in ({"type": "timeline", "action": "rewind"},
+                      {"type": "timeline", "action": "step", "delta": 0},
+                      {"type": "timeline", "action": "seek", "index": -4},
+                      {"type": "timeline", "action": "speed", "speed": float("1e9")}):
+            t.client.last_error = None
+            assert t.client._request(P.EVENT, figure=t.client.figure, event=event)
+            wait_for(lambda: t.client.next_frame(0.02) is None and t.client.last_error)
+            assert t.client.last_error.code == P.E_INVALID_EVENT
+            assert "invalid event" in str(t.client.last_error)
+        t.client.timeline("seek", index=30)
+        t.shows(30)
+    finally:
+        t.close()
+
+
+def test_a_figure_without_animation_answers_with_an_error(rt):
+    fig, _, _ = lines_figure(*SIZE)
+    s = Served(rt, fig)
+    try:
+        s.frame()
+        s.client.timeline("play")
+        wait_for(lambda: s.client.next_frame(0.02) is None and s.client.last_error)
+        assert s.client.last_error.code == P.E_NO_TIMELINE
+        assert "has no timeline" in str(s.client.last_error)
+        assert s.client.timeline_state is None
+        assert s.client.download("png")[:4] == b"\x89PNG"    # still serving
+    finally:
+        s.close()
