@@ -112,6 +112,31 @@ def test_fps_paces_frames(loop):
     assert len(stream.published) == 2
 
 
+def test_fps_is_a_cadence_that_slow_frames_do_not_stretch(loop):
+    # Each frame's render takes 10 of its 20 ms: frames still begin every 20 ms (the
+    # period ran from the end of the last publish: 30 ms apart, 33 fps for 50).
+    frames, stream, image, _ = make(loop, fps=50)
+    frames._render = lambda: (time.sleep(0.01), frames.damaged(None))
+    start = time.monotonic()
+    while time.monotonic() - start < 0.5:
+        frames.request_render()
+        spin(loop, 0.002)
+    assert len(stream.published) >= 20, len(stream.published)
+
+
+def test_drain_publishes_the_pending_change_without_the_loop(loop):
+    # A notebook cell holds the loop's thread: flush_events drains the frame loop.
+    frames, stream, image, renders = make(loop)
+    frames.request_render()
+    frames.drain()
+    assert len(renders) == 1 and len(stream.published) == 1 and not frames.busy
+    done = []
+    frames.when_idle(lambda: done.append(1))
+    assert done == [1]
+    frames.drain()          # nothing pending: nothing published
+    assert len(stream.published) == 1
+
+
 def test_renders_only_on_demand(loop):
     # An animation nobody takes frames of does not render; each demand renders once.
     frames, stream, image, renders = make(loop)

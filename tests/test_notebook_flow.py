@@ -8,6 +8,7 @@ import numpy as np
 from fastfig import FrameDecoder, FrameEncoder
 from fastfig.notebook import flow
 from fastfig.transport.session import Outbox
+from backend_helpers import rt  # noqa: F401  (the fixture)
 from transport_helpers import make_frame
 
 W, H = 96, 64
@@ -176,3 +177,66 @@ def test_credit_from_another_page_than_the_last_to_join_is_ignored():
     loop.run()
     view.credit(5, "other tab")
     assert view.in_flight == 2
+
+
+# -- the widget's page messages, as ipykernel delivers them ----------------------------------
+
+def _served_widget(rt):
+    """A FigureWidget (anywidget, a comm without a kernel) of a served line figure, its
+    packets recorded as (seq, packet) instead of going to a page."""
+    import pytest
+    pytest.importorskip("anywidget")
+    from matplotlib.figure import Figure
+    import fastfig
+    from fastfig.notebook.widget import FigureWidget
+    fig = Figure(figsize=(2, 1.5), dpi=50)
+    ax = fig.add_subplot()
+    (line,) = ax.plot(np.linspace(0, 1, 50), np.zeros(50))
+    rt.call(lambda: fastfig.show(fig, block=False))
+    widget = rt.call(lambda: FigureWidget(fig.canvas))
+    return fig, line, widget
+
+
+def test_credit_handled_on_a_subshell_thread_during_a_send_sends_no_packet_twice(rt):
+    """ipykernel 7 runs the comm of a page that talks over a kernel subshell (JupyterLab
+    4.6) on that subshell's thread. A credit arriving there while the loop's thread was
+    in the middle of sending a packet used to reach the Outbox at once, which sent the
+    same packet again: "delta N does not follow frame N" in the page, then a keyframe."""
+    import threading
+    from fastfig.codec.packet import peek
+    from backend_helpers import wait_for
+    fig, line, widget = _served_widget(rt)
+    sent = []
+    credited = [1]
+
+    def send(content, buffers=None):
+        if content.get("type") != "frame":
+            return
+        sent.append(bytes(buffers[0]))
+        n = len(sent) - 1 - credited[0]
+        if threading.get_ident() == rt.thread_id and n > 0:
+            # the page's credit for the packets before, handled on another thread while
+            # this one is still sending (the kernel's subshell thread)
+            credited[0] += n
+            other = threading.Thread(target=widget._on_page, args=(
+                widget, {"type": "credit", "n": n, "instance": "page"}, []))
+            other.start()
+            other.join()
+
+    widget.send = send
+    widget._on_page(widget, {"type": "join", "instance": "page"}, [])
+    wait_for(lambda: len(sent) >= 1)
+    widget._on_page(widget, {"type": "credit", "n": 1, "instance": "page"}, [])
+    for i in range(30):
+        rt.call(lambda i=i: (line.set_ydata(np.sin(np.linspace(0, 3, 50) + i)),
+                             fig.canvas.draw_idle()))
+        wait_for(lambda i=i: len(sent) >= i + 2)
+    seqs = [peek(p).seq for p in sent]
+    assert len(seqs) == len(set(seqs)), f"packets sent twice: {seqs}"
+    decoder = FrameDecoder()
+    for p in sent:
+        image = decoder.decode(p)     # raises FrameGap on a packet that does not follow
+    assert np.array_equal(image, np.asarray(fig.canvas.buffer_rgba()))
+    assert widget.page_messages.handed_over >= 29
+    rt.call(widget.close)
+    rt.call(fig.canvas.stop_serving)

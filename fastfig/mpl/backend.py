@@ -124,6 +124,11 @@ class FigureCanvasFastfig(FigureCanvasAgg):
         """The FigureStream while the figure is served, else None."""
         return self._stream
 
+    @property
+    def frame_loop(self):
+        """The FrameLoop publishing the figure while it is served, else None."""
+        return self._frames
+
     def serve(self, id=None, title=None, fps=None):
         """Publish this figure on the fastfig server (started on first use); idempotent.
         Returns the FigureStream."""

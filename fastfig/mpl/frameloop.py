@@ -52,7 +52,7 @@ class FrameLoop:
         self._boxes = []             # damage since the last frame; None: the whole image
         self._scheduled = False
         self._retry = None
-        self._last_publish = 0.0
+        self._due = 0.0              # when the next frame may begin (fps)
         self._idle_callbacks = []
         self._closed = False
         stream.on_demand(self._on_demand)
@@ -126,20 +126,37 @@ class FrameLoop:
         if wait is not None:
             self._retry = self.loop.call_later(wait, self._schedule)
             return
+        self._frame_begins()
         try:
-            if self._render_wanted:
-                self._render_wanted = False
-                self.renders += 1
-                t = time.perf_counter()
-                self._render()        # a full draw: marks the whole image damaged
-                took = time.perf_counter() - t
-                self.render_seconds += took
-                self.stream.pace(took)
-            if self._dirty:
-                self.publish_now()
+            self._render_and_publish()
         except Exception:
             log.exception("rendering or publishing figure %s failed", self.stream.id)
             self._dirty = self._render_wanted = False
+        self._run_idle()
+
+    def _render_and_publish(self):
+        if self._render_wanted:
+            self._render_wanted = False
+            self.renders += 1
+            t = time.perf_counter()
+            self._render()        # a full draw: marks the whole image damaged
+            took = time.perf_counter() - t
+            self.render_seconds += took
+            self.stream.pace(took)
+        if self._dirty:
+            self.publish_now()
+
+    def drain(self):
+        """Render and publish what is pending now, then run the callbacks waiting for
+        the loop to be idle: for a caller that holds the loop's thread and will not let
+        the loop run soon (a notebook cell's loop calling flush_events). Nothing is
+        published if nothing changed; the fps limit and demand are the caller's to
+        respect."""
+        if self._closed:
+            return
+        if self.busy:
+            self._frame_begins()
+            self._render_and_publish()
         self._run_idle()
 
     def publish_now(self):
@@ -151,7 +168,6 @@ class FrameLoop:
         image = self._image()
         frame = self.stream.publish(image, None if boxes is None else boxes)
         self.publish_seconds += time.perf_counter() - t
-        self._last_publish = time.monotonic()
         if frame is not None and not frame.empty:
             self.frames += 1
         return frame
@@ -159,10 +175,22 @@ class FrameLoop:
     def _wait(self):
         """Seconds to wait for the fps limit before the next frame, or None to go now."""
         if self.fps:
-            left = self._last_publish + 1.0 / self.fps - time.monotonic()
+            left = self._due - time.monotonic()
             if left > 0:
                 return left
         return None
+
+    def _frame_begins(self):
+        # fps is a cadence: the next frame is due one period after this one was due,
+        # not after this one's render and publish ended, nor after the loop woke up late
+        # (each stretched every period: 60 fps gave 50). A late frame does not make the
+        # next one follow at once (half a period at least), and one later than a whole
+        # period starts the cadence anew.
+        if self.fps:
+            now = time.monotonic()
+            period = 1.0 / self.fps
+            base = self._due if now - self._due < period else now
+            self._due = max(base + period, now + period / 2)
 
     def _run_idle(self):
         while self._idle_callbacks and not self.busy:

@@ -15,8 +15,19 @@ many frames the page took. A loop in the cell that calls ``flush_events()`` or
 ``plt.pause()`` (``busy_frame``) lends the page one credit per frame, at most BUSY_FPS a
 second; the credits the page returns once the cell ends first repay the loan (``debt``),
 so the window is its usual size afterwards.
+
+Where the comm's messages are handled depends on the frontend: ipykernel 7 runs a comm
+whose page sends over a kernel subshell (JupyterLab 4.6's "comms over subshells") on that
+subshell's thread, at any time, also while a cell runs. The flow, the Outbox and the
+figure are one thread's (the kernel's main loop's): ``PageMessages`` takes the page's
+messages on whatever thread they arrive and hands them to that loop, and a running cell
+takes them at its next ``flush_events``. (Credit handled on the subshell's thread while
+the loop's thread was in the middle of sending a packet made the Outbox send that packet
+twice: the page saw "delta N does not follow frame N" and asked for a keyframe.)
 """
 
+import collections
+import threading
 import time
 
 #: Frames on their way to the page or waiting there to be taken.
@@ -30,6 +41,38 @@ BUSY_FPS = 30
 BLIND_KEYFRAME = 0.5
 #: The Consumer's own window: its credits come back as soon as a packet is on the comm.
 CONSUMER_CREDIT = 2
+
+
+class PageMessages:
+    """The page's messages, handled in order on the loop's thread: handle(msg) is called
+    there for each message given to ``receive`` on any thread (at once when that is the
+    loop's thread and nothing is waiting). thread: the loop's thread id."""
+
+    def __init__(self, handle, loop, thread):
+        self.handle = handle
+        self.loop = loop
+        self.thread = thread
+        self.waiting = collections.deque()
+        self.handed_over = 0                   # messages that came on another thread
+
+    def receive(self, msg):
+        if threading.get_ident() == self.thread and not self.waiting:
+            self.handle(msg)
+            return
+        self.waiting.append(msg)
+        self.handed_over += 1
+        try:
+            self.loop.call_soon_threadsafe(self.take)
+        except RuntimeError:
+            pass   # the loop is closed: the kernel is exiting
+
+    def take(self):
+        """Handle the messages waiting (on the loop's thread: its callback, or a running
+        cell's flush_events)."""
+        if threading.get_ident() != self.thread:
+            return
+        while self.waiting:
+            self.handle(self.waiting.popleft())
 
 
 class ViewFlow:

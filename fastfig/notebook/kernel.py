@@ -107,11 +107,15 @@ class NotebookFrontend:
         if canvas not in self.shown:
             self.show(canvas)   # a figure being animated is meant to be seen
         shown = self.shown.get(canvas)
-        frames = canvas._frames
+        frames = canvas.frame_loop
         if shown is None or frames is None or shown.widget.flow is None:
             return
         if self.executing:
-            shown.widget.flow.busy_frame(lambda: _drain(frames))
+            # What the page said meanwhile (credit, input) where its comm goes over a
+            # subshell; then the pending change, which the loop would publish after the
+            # cell, within the page's credit or the busy budget.
+            shown.widget.page_messages.take()
+            shown.widget.flow.busy_frame(frames.drain)
         self._changed(canvas, shown)
 
     def start_event_loop(self, canvas, timeout):
@@ -260,18 +264,6 @@ class NotebookFrontend:
         return [s.widget for s in self.shown.values() if s.widget.comm is not None]
 
 
-def _drain(frames):
-    """Render and publish the frame loop's pending change now (a running cell holds the
-    loop, so its scheduled run would come only after the cell)."""
-    if frames._render_wanted:
-        frames._render_wanted = False
-        frames.renders += 1
-        frames._render()
-    if frames._dirty:
-        frames.publish_now()
-    frames._run_idle()
-
-
 def _close_figure(canvas):
     from matplotlib import _pylab_helpers
     manager = canvas.manager
@@ -291,7 +283,7 @@ def _png_b64(canvas):
     import base64
     import numpy as np
     from ..codec import png
-    image = canvas._image()
+    image = np.asarray(canvas.buffer_rgba())
     h, w = image.shape[:2]
     scratch = np.empty(png.filtered_size(w, h), np.uint8)
     return base64.b64encode(png.encode(image, 0, 0, w, h, scratch, level=6)).decode("ascii")

@@ -80,13 +80,15 @@ class FigureWidget(anywidget.AnyWidget):
         self.base64 = False
         self.frames_sent = 0
         from ..mpl import runtime
-        self.flow = flow.ViewFlow(stream, self._send_packet, runtime.get().loop)
-        frames = canvas._frames
+        rt = runtime.get()
+        self.flow = flow.ViewFlow(stream, self._send_packet, rt.loop)
+        self.page_messages = flow.PageMessages(self._handle_logged, rt.loop, rt.thread_id)
+        frames = canvas.frame_loop
         if frames is not None and frames.fps is None:
             # Frames rendered back to back when credit returns travel together and land
             # in one display frame; spaced at the display's rate, each can be seen.
             frames.fps = flow.DISPLAY_FPS
-        stream.on_state(_weak(self._state_changed))
+        stream.on_state(_weak(self._figure_state_changed))
         self.on_msg(self._on_page)
 
     # -- kernel -> page -----------------------------------------------------------------
@@ -100,7 +102,7 @@ class FigureWidget(anywidget.AnyWidget):
         else:
             self.send({"type": "frame"}, [packet])
 
-    def _state_changed(self, fields):
+    def _figure_state_changed(self, fields):
         if self.comm is None:
             return
         state = dict(self.state)
@@ -113,6 +115,10 @@ class FigureWidget(anywidget.AnyWidget):
     # -- page -> kernel -----------------------------------------------------------------
 
     def _on_page(self, _widget, msg, buffers):
+        # On a kernel subshell's thread where the page's comm goes over one (flow.py).
+        self.page_messages.receive(msg)
+
+    def _handle_logged(self, msg):
         try:
             self._handle(msg)
         except P.ProtocolError as e:
@@ -142,7 +148,7 @@ class FigureWidget(anywidget.AnyWidget):
             event = P.check_event(msg.get("event"))
             self.canvas.handle_event(event)
             if event["type"] == "resize":
-                self._state_changed({})
+                self._figure_state_changed({})
         elif kind == "download":
             self._download(msg.get("format"))
         elif kind == "base64":
