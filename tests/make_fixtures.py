@@ -137,6 +137,48 @@ def encode_stream(frames):
     return out
 
 
+#: The golden recording (RECORDING.md), tests/fixtures/recording/golden.ffrec: the
+#: packets above as a client applied them (it missed 10 and 11 and was sent the catch-up
+#: from the snapshot's image), recorded with a checkpoint every 4 deltas (one after
+#: 04_raw), state changes (the title at the start, a message before the resize), at
+#: fixed times. expected.json lists its frames (each decodes to NAME.npy above).
+RECORDING_DIR = FIXTURES / "recording"
+RECORDING_FRAMES = ["00_keyframe", "01_fill", "02_rle", "03_png", "04_raw",
+                    "05_transparent_two_rects", "06_unchanged", "07_resize_keyframe",
+                    "08_delta_after_resize", "09_snapshot", "12_catch_up"]
+RECORDING_STATES = {"00_keyframe": {"title": "golden"}, "07_resize_keyframe": {"message": "resized"}}
+RECORDING_START = 1_700_000_000.25
+#: Frame k's time: 40 ms apart, microseconds.
+RECORDING_STEP_US = 40_000
+
+
+def write_recording(path):
+    """Write the golden recording to path from the packet and image fixtures (the test
+    does the same and compares the bytes)."""
+    from fastfig.recording.recorder import Recorder, metadata
+
+    meta = metadata("golden", WIDTH, HEIGHT, title="golden", start=RECORDING_START,
+                    fastfig="fixture", source="tests/make_fixtures.py")
+    with Recorder(path, meta, checkpoint_frames=4, checkpoint_seconds=0,
+                  clock=lambda: 0.0) as recorder:
+        for k, name in enumerate(RECORDING_FRAMES):
+            t = k * RECORDING_STEP_US / 1e6
+            if name in RECORDING_STATES:
+                recorder.state(RECORDING_STATES[name], t)
+            recorder.frame((FIXTURES / f"{name}.bin").read_bytes(),
+                           np.load(FIXTURES / f"{name}.npy"), t)
+    return recorder
+
+
+def make_recording():
+    RECORDING_DIR.mkdir(exist_ok=True)
+    recorder = write_recording(RECORDING_DIR / "golden.ffrec")
+    expected = {"frames": RECORDING_FRAMES,
+                "times_us": [k * RECORDING_STEP_US for k in range(len(RECORDING_FRAMES))],
+                "checkpoints": recorder.checkpoints}
+    (RECORDING_DIR / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+
+
 def main():
     from fastfig.codec import deflate, encoder
 
@@ -163,8 +205,10 @@ def main():
             entry["base"] = BASES[name]
         manifest["packets"].append(entry)
     (FIXTURES / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    total = sum(p.stat().st_size for p in FIXTURES.iterdir())
+    total = sum(p.stat().st_size for p in FIXTURES.iterdir() if p.is_file())
     print(f"wrote {len(packets)} packets to {FIXTURES} ({total} bytes in all)")
+    make_recording()
+    print(f"wrote {RECORDING_DIR / 'golden.ffrec'}")
 
 
 def _deflate_version():
