@@ -10,7 +10,8 @@ import pytest
 from matplotlib.animation import FuncAnimation
 
 import fastfig
-from backend_helpers import Served, agg_render, lines_figure, rt, wait_for  # noqa: F401
+from backend_helpers import (Served, agg_render, drag_events, lines_figure,  # noqa: F401
+                             rt, wait_for)
 from fastfig.transport import protocol as P
 
 SIZE = (320, 240)
@@ -24,21 +25,31 @@ def update_for(x, lines):
     return update
 
 
-def references(blit, n=N):
-    """Frame i of the animation as matplotlib itself draws it: the same FuncAnimation on
-    a plain Agg canvas, stepped by hand (a blitting animation draws its line over the
-    axes' ticks and spines, which a full render draws over the line). With it, every
-    image the animation shows before its first frame (-1)."""
+def references(blit, n=N, view=None):
+    """Frame i of the animation rendered by plain Agg, in view (the first axes' limits)
+    when given; with it, what the animation shows before its first frame (-1). A
+    blitting animation's frame is its background (a full render without the animated
+    line) with the line drawn over it, as matplotlib's blit draws it: over the axes'
+    ticks and spines, which a full render draws over the line."""
     fig, x, lines = lines_figure(*SIZE)
-    anim = FuncAnimation(fig, update_for(x, lines), frames=n, interval=10, blit=blit,
-                         repeat=False)
-    fig.canvas.draw()                      # its draw_event starts the animation
-    image = lambda: np.asarray(fig.canvas.buffer_rgba()).copy()   # noqa: E731
-    frames = {-1: image()}
+    update, line, ax = update_for(x, lines), lines[0], fig.axes[0]
+    if view is not None:
+        ax.set_xlim(view[0])
+        ax.set_ylim(view[1])
+    line.set_animated(blit)
+    background = agg_render(fig)
+    frames = []
     for i in range(n):
-        anim._step()
-        frames[i] = image()
-    return [frames[i] for i in range(n)], frames[-1]
+        update(i)
+        if blit:
+            canvas = fig.canvas
+            buffer = np.asarray(canvas.buffer_rgba())
+            np.copyto(buffer, background)
+            ax.draw_artist(line)
+            frames.append(buffer.copy())
+        else:
+            frames.append(agg_render(fig))
+    return frames, background
 
 
 REFERENCES = {blit: references(blit) for blit in (True, False)}
@@ -143,6 +154,34 @@ def test_play_pause_step_and_seek(rt, blit):
         t.shows(49)
         t.client.timeline("seek", index=10**6)      # beyond the end: the last frame
         t.shows(N - 1)
+    finally:
+        t.close()
+
+
+def test_a_view_change_drops_the_cached_frames(rt, blit):
+    """Panning while paused: the current frame is drawn again in the new view, and a
+    step back draws its frame in that view, not the cached image of the old one."""
+    t = Timeline(rt, blit)
+    try:
+        t.played(6)
+        t.client.timeline("pause")
+        paused = t.timeline(playing=False)["index"]
+        t.shows(paused)
+        wait_for(lambda: paused - 1 in t.source.cache)
+        t.events(("toolbar", {"name": "pan"}), *drag_events([(100, 80), (120, 85), (130, 90)]))
+        ax = t.fig.axes[0]
+        view = t.call(lambda: (ax.get_xlim(), ax.get_ylim()))
+        assert view != ((0, 4 * np.pi), (-1.2, 1.2))
+        refs, _ = references(blit, paused + 1, view)
+        wait_for(lambda: t.client.next_frame(0.01) is not None
+                 and np.array_equal(t.client.image, refs[paused])
+                 or np.array_equal(t.client.image, refs[paused]))
+        t.client.timeline("step", delta=-1)
+        t.timeline(index=paused - 1)
+        wait_for(lambda: t.client.next_frame(0.01) is not None
+                 and np.array_equal(t.client.image, refs[paused - 1])
+                 or np.array_equal(t.client.image, refs[paused - 1]))
+        assert np.array_equal(t.latest(0.1), refs[paused - 1])
     finally:
         t.close()
 

@@ -18,6 +18,7 @@ import numpy as np
 from matplotlib import _api, backend_bases, is_interactive
 from matplotlib.backend_bases import FigureManagerBase, TimerBase, _Backend
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.transforms import Bbox
 
 from . import animation
 from . import events
@@ -229,6 +230,17 @@ class FigureCanvasFastfig(FigureCanvasAgg):
             self._frames.damaged(None)
         else:
             self._frames.damaged(display_box(bbox, self.get_renderer().height))
+
+    def copy_from_bbox(self, bbox):
+        # Agg's region drops the column and row that bbox covers only partly at its
+        # right and top edges, yet an artist clipped to bbox inks them: restoring such a
+        # region never clears them, and a blitting animation leaves a trail there that
+        # depends on the frames drawn before. Rounded outward, frame i is the same image
+        # however it was reached (the timeline draws frames in any order).
+        x0, y0, x1, y1 = bbox.extents
+        return super().copy_from_bbox(Bbox.from_extents(
+            np.floor(min(x0, x1)), np.floor(min(y0, y1)),
+            np.ceil(max(x0, x1)), np.ceil(max(y0, y1))))
 
     def restore_region(self, region, bbox=None, xy=None):
         super().restore_region(region, bbox, xy)
