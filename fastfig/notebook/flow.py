@@ -1,7 +1,7 @@
 """Flow control of one notebook widget: the session layer's credits, stretched over a
 comm round trip, plus what a busy kernel needs.
 
-The page returns one credit per packet it took. Up to WINDOW packets may be on their way
+The page returns one credit per packet it took (a few at a time). Up to WINDOW packets may be on their way
 to it or waiting to be taken: a comm round trip in JupyterLab is tens of ms, and a view
 that waited for the page's reply to each frame would see a third of the frames. The
 figure's Consumer (transport/session.py) is credited as soon as a packet is handed to the
@@ -30,8 +30,10 @@ import collections
 import threading
 import time
 
-#: Frames on their way to the page or waiting there to be taken.
-WINDOW = 8
+#: Frames on their way to the page or waiting there to be taken: a display frame's worth
+#: at 60 frames/s for each 17 ms of round trip (tens of ms in JupyterLab, more under
+#: load) plus the few the page holds back to return their credit in one message.
+WINDOW = 16
 #: The frame rate a figure shown in the notebook renders at, at most, unless it names its
 #: own (fps=): a page shows at most one frame per display refresh.
 DISPLAY_FPS = 60

@@ -6,9 +6,14 @@
 //
 // One decoded image per model (packet.js's FrameImage, RGBA bytes off the page); each view
 // paints it with the viewer's display.js, at most once per display frame and only where
-// it changed. Credit for every packet taken goes back
-// to the kernel at once, except while no view is visible (scrolled away, hidden tab): then
-// it is held, the kernel stops sending, and the newest image comes when a view shows again.
+// it changed. Frames reach the page unevenly (the kernel's iopub thread, the server, the
+// websocket and JupyterLab's own work in between): two often land in one display frame,
+// and only the second would be seen. So decoded frames wait in a short queue and are
+// shown one per display frame, none more than one display frame late (a longer queue is
+// merged). Credit for the frames taken goes back every few display frames in one message
+// (each comm message costs the kernel a handler and two status messages, which the page
+// processes too), and not at all while no view is visible (scrolled away, hidden tab):
+// the kernel stops sending, and the newest image comes when a view shows again.
 
 const SOURCES = __FASTFIG_SOURCES__;
 const IMPORT = /(\bfrom\s*|\bimport\s*)(["'])\.\/([\w.-]+\.js)\2/g;
@@ -21,7 +26,7 @@ function moduleUrl(name) {
   }
   return urls.get(name);
 }
-const [{ parsePacket, decodeFrame, FrameImage, FrameGap }, { bindInput, TOOLS },
+const [{ parsePacket, decodeFrame, checkFollows, FrameImage, FrameGap }, { bindInput, TOOLS },
        { DisplayCanvas, drawRubberband }, { TimelineBar }] =
   await Promise.all([import(moduleUrl("packet.js")), import(moduleUrl("events.js")),
                      import(moduleUrl("display.js")), import(moduleUrl("timeline.js"))]);
@@ -50,7 +55,19 @@ class SharedDisplay extends DisplayCanvas {
     if (this.image.seq === null) return;
     this.apply({ keyframe: true, rects: [], seq: this.image.seq, epoch: this.image.epoch }, []);
   }
+
+  /** Paint what was applied now, in this display frame's callback (a frame applied
+   * there would otherwise wait for the next one). */
+  paintNow(now) {
+    if (this.taken.length) this._paint(now);
+  }
 }
+
+// Credit goes back once CREDIT_BATCH frames were taken, or CREDIT_FRAMES display frames
+// after the first of them (at 60 frames/s: 20 credit messages a second, not 60). The
+// kernel's window (flow.py WINDOW) covers the frames this holds back plus a round trip.
+const CREDIT_BATCH = 4;
+const CREDIT_FRAMES = 3;
 
 // Kernel states in which nothing will answer this figure any more.
 const GONE = { dead: "kernel died", restarting: "kernel restarted", autorestarting: "kernel restarted" };
@@ -87,8 +104,11 @@ class Figure {
     this.chain = Promise.resolve();
     this.natural = null;        // the figure's own CSS size, from its first image
     this.resyncing = false;
-    this.held = 0;              // credit held back while no view is visible
+    this.held = 0;              // credit of frames taken, not yet returned
     this.heldSeq = null;
+    this.creditWait = 0;        // display frames the credit held has waited
+    this.ready = [];            // [frame, ops] decoded and checked, not yet shown, oldest first
+    this.tail = { epoch: null, seq: null, width: 0, height: 0 };   // the newest of them
     this.applied = 0;
     this.rejected = 0;
     this.gone = null;           // why the kernel will not answer any more
@@ -132,6 +152,8 @@ class Figure {
     if (!msg || typeof msg !== "object") return;
     switch (msg.type) {
       case "frame": {
+        // Figure state that changed with this frame (the timeline's index) rides along.
+        if (msg.state) this.views.forEach((v) => v.setState(msg.state));
         let data = buffers && buffers.length ? asArrayBuffer(buffers[0]) : null;
         if (!data && typeof msg.b64 === "string") data = fromBase64(msg.b64);
         else if (!data) {
@@ -168,15 +190,43 @@ class Figure {
     const decoded = decodeFrame(frame);   // starts now, in parallel with earlier frames
     decoded.catch(() => {});
     this.chain = this.chain.then(() => decoded).then((ops) => {
-      this.image.apply(frame, ops);
+      checkFollows(this.tail, frame);   // throws FrameGap
+      this.tail = { epoch: frame.epoch, seq: frame.seq, width: frame.width, height: frame.height };
       if (frame.keyframe) this.resyncing = false;
-      this.applied++;
-      // receipt to applied, ms (a moving average): decode time plus the queue before it
+      // receipt to decoded, ms (a moving average): decode time plus the queue before it
       const ms = performance.now() - received;
       this.applyMs = this.applyMs === undefined ? ms : 0.9 * this.applyMs + 0.1 * ms;
+      this.ready.push([frame, ops]);
+      this.scheduleShow();
+    }, (e) => this.reject(e, frame)).catch((e) => this.reject(e, frame));
+  }
+
+  scheduleShow() {
+    if (!this.showScheduled) {
+      this.showScheduled = true;
+      requestAnimationFrame((now) => this.show(now));
+    }
+  }
+
+  /** A display frame: apply the oldest frame waiting (all but the newest when more than
+   * two wait) to the image, and every view paints it now. */
+  show(now) {
+    this.showScheduled = false;
+    const n = this.ready.length;
+    if (!n) return;
+    for (const [frame, ops] of this.ready.splice(0, n <= 2 ? 1 : n - 1)) {
+      try {
+        this.image.apply(frame, ops);
+      } catch (e) {
+        this.reject(e, frame);
+        continue;
+      }
+      this.applied++;
       this.credit(frame, true);
       for (const v of this.views) v.display.apply(frame, ops);
-    }, (e) => this.reject(e, frame)).catch((e) => this.reject(e, frame));
+    }
+    for (const v of this.views) v.display.paintNow(now);
+    if (this.ready.length) this.scheduleShow();
   }
 
   reject(error, frame) {
@@ -193,19 +243,23 @@ class Figure {
   credit(frame, ok) {
     this.held++;
     if (frame && ok) this.heldSeq = [frame.seq, frame.epoch];
-    // Back at the next display frame, all taken by then in one message: every comm
-    // message costs the kernel a handler and two status messages that the page processes
-    // too, so a burst of packets is one credit message, not one each.
+    this.scheduleCredit();
+  }
+
+  scheduleCredit() {
     if (this.visible && !this.creditScheduled) {
       this.creditScheduled = true;
       requestAnimationFrame(() => {
         this.creditScheduled = false;
-        if (this.visible) this.flushCredit();
+        if (!this.visible || !this.held) return;
+        if (this.held >= CREDIT_BATCH || ++this.creditWait >= CREDIT_FRAMES) this.flushCredit();
+        else this.scheduleCredit();
       });
     }
   }
 
   flushCredit() {
+    this.creditWait = 0;
     if (!this.held) return;
     const msg = { type: "credit", n: this.held, instance: this.instance };
     if (this.heldSeq) [msg.seq, msg.epoch] = this.heldSeq;

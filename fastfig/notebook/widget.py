@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import secrets
+import time
 import weakref
 from pathlib import Path
 
@@ -28,6 +29,10 @@ log = logging.getLogger("fastfig.notebook")
 
 _HERE = Path(__file__).parent
 _STATIC = _HERE.parent / "web" / "static"
+#: A timeline's moving index waits this long (s) for a frame message to carry it before
+#: it goes alone, and the state trait takes it at least every TRAIT_EVERY seconds.
+STATE_DELAY = 0.05
+TRAIT_EVERY = 1.0
 #: The viewer's modules the widget imports, shipped inside its one ES module.
 SHARED_MODULES = ("packet.js", "events.js", "display.js", "timeline.js")
 
@@ -79,6 +84,10 @@ class FigureWidget(anywidget.AnyWidget):
         self.stream = stream
         self.base64 = False
         self.frames_sent = 0
+        self._riding = {}            # state changes for the next frame message to carry
+        self._trait_behind = None    # the timeline state the trait does not hold yet
+        self._trait_at = 0.0
+        self._state_timer = None
         from ..mpl import runtime
         rt = runtime.get()
         self.flow = flow.ViewFlow(stream, self._send_packet, rt.loop)
@@ -97,20 +106,63 @@ class FigureWidget(anywidget.AnyWidget):
         if self.comm is None:
             return
         self.frames_sent += 1
+        msg = {"type": "frame"}
+        if self._riding:
+            msg["state"], self._riding = self._riding, {}
         if self.base64:
-            self.send({"type": "frame", "b64": base64.b64encode(packet).decode("ascii")})
+            self.send({**msg, "b64": base64.b64encode(packet).decode("ascii")})
         else:
-            self.send({"type": "frame"}, [packet])
+            self.send(msg, [packet])
 
     def _figure_state_changed(self, fields):
+        """Figure state changed: synced to the pages at once, except a playing
+        timeline's new index, which rides on the next frame message (a state message of
+        its own per frame would double the messages the page handles)."""
         if self.comm is None:
             return
-        state = dict(self.state)
-        state.update(fields)
-        self.state = state
+        timeline = fields.get("timeline")
+        if set(fields) == {"timeline"} and self._only_index_moved(timeline):
+            self._riding["timeline"] = self._trait_behind = timeline
+            if self._state_timer is None:
+                self._state_timer = self.flow.loop.call_later(STATE_DELAY, self._state_later)
+            return
+        self._sync_state(fields)
         ratio = float(self.canvas.device_pixel_ratio)
         if ratio != self.device_pixel_ratio:
             self.device_pixel_ratio = ratio
+
+    def _only_index_moved(self, timeline):
+        old = self._trait_behind or self.state.get("timeline")
+        if not isinstance(old, dict) or not isinstance(timeline, dict):
+            return False
+        return all(timeline.get(k) == v for k, v in old.items() if k not in ("index", "cached"))
+
+    def _state_later(self):
+        # The trait (what a view shown anew starts from) follows the timeline that rode
+        # on frames at most every TRAIT_EVERY seconds; a change no frame carried within
+        # STATE_DELAY goes as the trait then.
+        self._state_timer = None
+        if self._trait_behind is None or self.comm is None:
+            return
+        wait = TRAIT_EVERY - (time.monotonic() - self._trait_at)
+        if self._riding or wait <= 0:
+            self._sync_state({})
+        else:
+            self._state_timer = self.flow.loop.call_later(wait, self._state_later)
+
+    def _sync_state(self, fields):
+        if self._state_timer is not None:
+            self._state_timer.cancel()
+            self._state_timer = None
+        state = dict(self.state)
+        if self._trait_behind is not None:
+            state["timeline"] = self._trait_behind
+        state.update(fields)
+        self._riding = {}
+        self._trait_behind = None
+        self._trait_at = time.monotonic()
+        if state != self.state:
+            self.state = state
 
     # -- page -> kernel -----------------------------------------------------------------
 
@@ -187,6 +239,9 @@ class FigureWidget(anywidget.AnyWidget):
     def close(self):
         if self.flow is not None:
             self.flow.close()
+        if getattr(self, "_state_timer", None) is not None:
+            self._state_timer.cancel()
+            self._state_timer = None
         layout = getattr(self, "layout", None)   # DOMWidget's own child widget
         super().close()
         if layout is not None:
