@@ -64,6 +64,17 @@ def _written(path, write):
             os.unlink(part)
 
 
+def _fit(image, width, height):
+    """image on a width x height canvas (a video keeps its first frame's size; a figure
+    resized while recorded is shown from the top left, cut or padded transparent)."""
+    if image.shape[:2] == (height, width):
+        return image
+    out = np.zeros((height, width, 4), np.uint8)
+    h, w = min(height, image.shape[0]), min(width, image.shape[1])
+    out[:h, :w] = image[:h, :w]
+    return out
+
+
 def recording_fps(times):
     """A recording's frame rate: one over the median gap between its frames."""
     gaps = np.diff(np.asarray(times, float))
@@ -73,7 +84,6 @@ def recording_fps(times):
 
 def _recording_to_video(rec_path, path, fps, frames, quiet):
     from ..recording.format import RecordingError, open_recording
-    from ..recording.replay import _fit
     fmt = formats.for_path(path)
     require_av()
     from .encode import SegmentEncoder

@@ -393,6 +393,11 @@ class Recording:
     def image(self, i: int) -> Image:
         """Frame i's image, a new (H, W, 4) uint8 array. Decodes from the nearest
         checkpoint at or before i (or from where the last call left off, when nearer)."""
+        return self.view(i).copy()
+
+    def view(self, i: int) -> Image:
+        """Frame i's image as ``image(i)``, but a read-only view that the next call
+        changes (no copy: for a consumer that encodes or converts it at once)."""
         if not 0 <= i < len(self):
             raise IndexError(f"frame {i} of a recording of {len(self)} frames")
         mark = self._mark_before(i)
@@ -401,7 +406,7 @@ class Recording:
         while self._at < i:
             self._apply(self._at + 1)
         assert self._decoder is not None and self._decoder.image is not None
-        return self._decoder.image.copy()
+        return self._decoder.image
 
     def _mark_before(self, i: int) -> tuple[int, int]:
         best = None
@@ -447,7 +452,7 @@ class Recording:
         while i < len(self):
             try:
                 if i == start:
-                    self.image(i)
+                    self.view(i)
                 else:
                     self._apply(i)
             except RecordingError:

@@ -16,7 +16,6 @@ import os
 import threading
 from typing import Any, Callable, Optional, Union
 
-import numpy as np
 
 from ..timeline.player import Player
 from ..transport import protocol as P
@@ -62,13 +61,15 @@ class RecordingSource:
         if not 0 <= index < len(self.recording):
             return False
         try:
-            image = self.recording.image(index)
+            image = self.recording.view(index)
         except RecordingError as e:        # damage found while reading: the frames
             self.failed = str(e)           # before it still play
             return False
         self._index = index
         self._show_state(index)
-        self.stream.publish(_fit(image, self.stream.width, self.stream.height))
+        # Encoded at once (a size change, as the recorded figure's, starts a new epoch
+        # with a keyframe, as it did live).
+        self.stream.publish(image)
         return True
 
     def _show_state(self, index: int) -> None:
@@ -87,17 +88,6 @@ class RecordingSource:
 
     def cached(self) -> Optional[tuple[int, int]]:
         return (0, len(self.recording) - 1)
-
-
-def _fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """image on the stream's canvas: a figure resized while it was recorded is shown
-    from the top left, cut or padded with transparent pixels."""
-    if image.shape[:2] == (height, width):
-        return image
-    out = np.zeros((height, width, 4), np.uint8)
-    h, w = min(height, image.shape[0]), min(width, image.shape[1])
-    out[:h, :w] = image[:h, :w]
-    return out
 
 
 def demand_gate(stream: Any) -> Callable[[Callable[[], None]], None]:
@@ -163,7 +153,7 @@ class Replay:
     def _start(self) -> Any:
         """On the server's loop: the figure, its source and player."""
         meta, rec = self.recording.meta, self.recording
-        first = rec.image(0)
+        first = rec.view(0)
         figure = str(meta.get("figure") or "1")
         try:
             figure = P.check_figure_id(figure)
