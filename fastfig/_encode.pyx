@@ -1,7 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
 # cython: cdivision=True, nonecheck=False, embedsignature=True
 """Compiled kernels of the frame codec: damage detection, PNG row filters, run-length
-coding, solid-fill detection and rectangle copies.
+coding, solid-fill detection and rectangle copies; and the RGBA to YUV 4:2:0 conversion
+of video export.
 
 Only kernels live here. Which encoding a rectangle gets, when a keyframe is sent and the
 packet layout are policy, kept in plain Python (encoder.py, decoder.py, packet.py).
@@ -311,6 +312,77 @@ cdef inline int check_rect(const uint8_t[:, :, ::1] img, int64_t x, int64_t y,
     if x < 0 or y < 0 or w < 1 or h < 1 or x + w > img.shape[1] or y + h > img.shape[0]:
         raise ValueError(f"rectangle {(x, y, w, h)} outside a {img.shape[1]}x{img.shape[0]} image")
     return 0
+
+
+# --------------------------------------------------------------------------------------
+# YUV 4:2:0: RGBA pictures to the planes a video encoder takes
+# --------------------------------------------------------------------------------------
+
+def rgba_to_yuv420(const uint8_t[:, :, ::1] rgba not None, uint8_t[:, ::1] y_plane not None,
+                   uint8_t[:, ::1] u_plane not None, uint8_t[:, ::1] v_plane not None,
+                   const int32_t[:, ::1] rects not None, Py_ssize_t n,
+                   const int32_t[::1] matrix not None):
+    """Convert the 2x2 pixel blocks that the first n rectangles (x, y, w, h) of rgba touch
+    into the Y, U and V planes of a 4:2:0 picture (alpha is ignored).
+
+    matrix: 9 int32 coefficients in 16-bit fixed point, rows Y, Cb, Cr over (R, G, B),
+    offsets and range included by the caller: Y = (row . rgb + (16 << 16) + (1 << 15)) >> 16
+    for each pixel, Cb and Cr the same with 128 over the sum of the block's four pixels (a
+    Cb/Cr row is scaled by 1/4 for it). A block past an odd right or bottom edge repeats
+    the last column or row; the planes hold the picture rounded up to even sides.
+    """
+    cdef int64_t H = rgba.shape[0], W = rgba.shape[1]
+    if rgba.shape[2] != 4:
+        raise ValueError(f"images are (H, W, 4) RGBA, not {rgba.shape[2]} channels")
+    cdef int64_t bw = (W + 1) // 2, bh = (H + 1) // 2
+    if (y_plane.shape[0] < 2 * bh or y_plane.shape[1] < 2 * bw or u_plane.shape[0] < bh
+            or u_plane.shape[1] < bw or v_plane.shape[0] < bh or v_plane.shape[1] < bw):
+        raise ValueError("planes too small for the picture")
+    if matrix.shape[0] != 9:
+        raise ValueError("matrix must hold 9 coefficients")
+    if n > rects.shape[0] or rects.shape[1] != 4:
+        raise ValueError("n exceeds the rectangle table, or rows are not (x, y, w, h)")
+    cdef Py_ssize_t i
+    for i in range(n):
+        check_rect(rgba, rects[i, 0], rects[i, 1], rects[i, 2], rects[i, 3])
+    cdef int32_t m[9]
+    for i in range(9):
+        m[i] = matrix[i]
+    cdef int64_t bx, by, bx0, bx1, by0, by1, x0, x1, y0, y1
+    cdef int32_t r, g, b, sr, sg, sb
+    cdef const uint8_t *p
+    cdef int32_t YOFF = (16 << 16) + (1 << 15), COFF = (128 << 16) + (1 << 15)
+    with nogil:
+        for i in range(n):
+            bx0 = rects[i, 0] // 2
+            bx1 = (rects[i, 0] + rects[i, 2] + 1) // 2
+            by0 = rects[i, 1] // 2
+            by1 = (rects[i, 1] + rects[i, 3] + 1) // 2
+            for by in range(by0, by1):
+                y0 = 2 * by
+                y1 = y0 + 1 if y0 + 1 < H else H - 1
+                for bx in range(bx0, bx1):
+                    x0 = 2 * bx
+                    x1 = x0 + 1 if x0 + 1 < W else W - 1
+                    p = &rgba[y0, x0, 0]
+                    r = p[0]; g = p[1]; b = p[2]
+                    sr = r; sg = g; sb = b
+                    y_plane[y0, x0] = <uint8_t>((m[0] * r + m[1] * g + m[2] * b + YOFF) >> 16)
+                    p = &rgba[y0, x1, 0]
+                    r = p[0]; g = p[1]; b = p[2]
+                    sr += r; sg += g; sb += b
+                    y_plane[y0, x0 + 1] = <uint8_t>((m[0] * r + m[1] * g + m[2] * b + YOFF) >> 16)
+                    p = &rgba[y1, x0, 0]
+                    r = p[0]; g = p[1]; b = p[2]
+                    sr += r; sg += g; sb += b
+                    y_plane[y0 + 1, x0] = <uint8_t>((m[0] * r + m[1] * g + m[2] * b + YOFF) >> 16)
+                    p = &rgba[y1, x1, 0]
+                    r = p[0]; g = p[1]; b = p[2]
+                    sr += r; sg += g; sb += b
+                    y_plane[y0 + 1, x0 + 1] = <uint8_t>(
+                        (m[0] * r + m[1] * g + m[2] * b + YOFF) >> 16)
+                    u_plane[by, bx] = <uint8_t>((m[3] * sr + m[4] * sg + m[5] * sb + COFF) >> 16)
+                    v_plane[by, bx] = <uint8_t>((m[6] * sr + m[7] * sg + m[8] * sb + COFF) >> 16)
 
 
 # --------------------------------------------------------------------------------------

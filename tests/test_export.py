@@ -398,3 +398,161 @@ def test_a_script_that_draws_differently_each_run_is_reported(tmp_path, recwarn)
     with fresh_processes() as pool:
         fastfig.export(str(steady), tmp_path / "s.mp4", workers=pool, quiet=True)
     assert not [w for w in recwarn if "same figure" in str(w.message)]
+
+
+# -- colour conversion and the encoder thread ----------------------------------------------
+
+def yuv420_reference(rgba, matrix):
+    """yuv420p planes of rgba (padded to even sides by repeating the edge) in the
+    kernel's fixed point, computed over whole numpy arrays."""
+    h, w = rgba.shape[:2]
+    img = np.pad(rgba, ((0, h & 1), (0, w & 1), (0, 0)), mode="edge")[..., :3].astype(np.int64)
+    m = np.asarray(matrix, np.int64).reshape(3, 3)
+    y = (img @ m[0] + (16 << 16) + (1 << 15)) >> 16
+    s = img[0::2, 0::2] + img[0::2, 1::2] + img[1::2, 0::2] + img[1::2, 1::2]
+    u = (s @ m[1] + (128 << 16) + (1 << 15)) >> 16
+    v = (s @ m[2] + (128 << 16) + (1 << 15)) >> 16
+    return [p.astype(np.uint8) for p in (y, u, v)]
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (7, 5), (33, 17), (64, 1), (1, 9),
+                                  (641, 361)])
+def test_colour_kernel_equals_the_numpy_reference(size):
+    from fastfig._encode import rgba_to_yuv420
+    from fastfig.export.colour import MATRIX
+    w, h = size
+    rng = np.random.default_rng(w * 1000 + h)
+    rgba = rng.integers(0, 256, (h, w, 4), np.uint8)
+    ref = yuv420_reference(rgba, MATRIX)
+    pw, ph = w + (w & 1), h + (h & 1)
+    # Planes wider than the picture (a line size with padding) and filled with a marker:
+    # the kernel writes the blocks its rectangles touch and nothing else.
+    planes = [np.full((ph, pw + 13), 7, np.uint8), np.full((ph // 2, pw // 2 + 5), 7, np.uint8),
+              np.full((ph // 2, pw // 2 + 5), 7, np.uint8)]
+    rects = np.array([[rng.integers(0, w), rng.integers(0, h), 1, 1],
+                      [w // 3, h // 4, max(1, w // 2), max(1, h // 3)]], np.int32)
+    rects[0, 2] = rng.integers(1, w - rects[0, 0] + 1)
+    rects[0, 3] = rng.integers(1, h - rects[0, 1] + 1)
+    rgba_to_yuv420(rgba, *planes, rects, 2, MATRIX)
+    touched = np.zeros((ph // 2, pw // 2), bool)
+    for x, y, rw, rh in rects.tolist():
+        touched[y // 2:(y + rh + 1) // 2, x // 2:(x + rw + 1) // 2] = True
+    for plane, expected, scale in zip(planes, ref, (2, 1, 1)):
+        mask = np.repeat(np.repeat(touched, scale, 0), scale, 1)
+        got = plane[:, :expected.shape[1]]
+        assert np.array_equal(got[mask], expected[mask])
+        assert (got[~mask] == 7).all() and (plane[:, expected.shape[1]:] == 7).all()
+    # The whole picture in one rectangle.
+    rgba_to_yuv420(rgba, *planes, np.array([[0, 0, w, h]], np.int32), 1, MATRIX)
+    for plane, expected in zip(planes, ref):
+        assert np.array_equal(plane[:, :expected.shape[1]], expected)
+
+
+def test_colour_kernel_rejects_what_it_cannot_hold():
+    from fastfig._encode import rgba_to_yuv420
+    from fastfig.export.colour import MATRIX
+    rgba = np.zeros((5, 7, 4), np.uint8)
+    y, u, v = np.zeros((6, 8), np.uint8), np.zeros((3, 4), np.uint8), np.zeros((3, 4), np.uint8)
+    whole = np.array([[0, 0, 7, 5]], np.int32)
+    with pytest.raises(ValueError, match="outside"):
+        rgba_to_yuv420(rgba, y, u, v, np.array([[3, 0, 5, 1]], np.int32), 1, MATRIX)
+    with pytest.raises(ValueError, match="too small"):
+        rgba_to_yuv420(rgba, y[:5], u, v, whole, 1, MATRIX)
+    with pytest.raises(ValueError, match="9 coefficients"):
+        rgba_to_yuv420(rgba, y, u, v, whole, 1, MATRIX[:8].copy())
+    with pytest.raises(ValueError, match="exceeds"):
+        rgba_to_yuv420(rgba, y, u, v, whole, 2, MATRIX)
+
+
+def test_the_matrix_is_bt709_limited_range():
+    from fastfig.export.colour import MATRIX
+    def one(rgb):
+        y, u, v = yuv420_reference(np.array([[[*rgb, 255]]], np.uint8), MATRIX)
+        return int(y[0, 0]), int(u[0, 0]), int(v[0, 0])
+    assert one((0, 0, 0)) == (16, 128, 128)
+    assert one((255, 255, 255)) == (235, 128, 128)
+    # BT.709: Y' = 0.2126 R' + 0.7152 G' + 0.0722 B' (BT.601 would give red Y 81).
+    assert one((255, 0, 0)) == (63, 102, 240)
+    assert one((0, 0, 255)) == (32, 240, 118)
+
+
+@pytest.mark.parametrize("depth", [1, 4])
+def test_converting_changes_only_equals_converting_whole_frames(depth):
+    # Frames with changes of every kind: a moving box, a frame with no change, a frame
+    # changed nearly everywhere, odd sides. Each picture handed out equals the whole
+    # conversion of its frame, however many frames ago its ring slot was last written.
+    from fastfig._encode import rgba_to_yuv420
+    from fastfig.export.colour import MATRIX, YUV420Converter
+    h, w = 61, 87
+    rng = np.random.default_rng(depth)
+    img = rng.integers(0, 256, (h, w, 4), np.uint8)
+    conv = YUV420Converter(w, h, depth=depth)
+    for i in range(12):
+        if i == 5:
+            pass                                              # unchanged
+        elif i == 8:
+            img = rng.integers(0, 256, (h, w, 4), np.uint8)   # changed everywhere
+        else:
+            x, y = rng.integers(0, w - 9), rng.integers(0, h - 7)
+            img[y:y + 7, x:x + 9] = rng.integers(0, 256, 4, np.uint8)
+        got = conv.convert(img).to_ndarray()
+        y_, u, v = (np.zeros((h + 1, w + 1), np.uint8), np.zeros(((h + 1) // 2, (w + 1) // 2),
+                    np.uint8), np.zeros(((h + 1) // 2, (w + 1) // 2), np.uint8))
+        rgba_to_yuv420(img, y_, u, v, np.array([[0, 0, w, h]], np.int32), 1, MATRIX)
+        assert np.array_equal(got, np.concatenate([y_.ravel(), u.ravel(), v.ravel()])
+                              .reshape(got.shape)), i
+    assert conv.stats["partial"] > 0 and conv.stats["unchanged"] == (1 if depth == 1 else 0)
+
+
+def test_an_encoder_failure_stops_the_export(tmp_path, monkeypatch):
+    import threading
+    from fastfig.export.encode import SegmentEncoder
+    mux = SegmentEncoder._mux
+
+    def failing_mux(self, packets):
+        packets = list(packets)
+        if packets and self.frames > 10:
+            raise RuntimeError("the disk is full")
+        mux(self, packets)
+
+    monkeypatch.setattr(SegmentEncoder, "_mux", failing_mux)
+    script = write_script(tmp_path / "a.py", frames=80)
+    with pytest.raises(RuntimeError, match="the disk is full"):
+        fastfig.export(str(script), tmp_path / "a.mp4", workers=1, quiet=True)
+    assert os.listdir(tmp_path) == ["a.py"]
+    assert not [t for t in threading.enumerate() if t.name == "fastfig-export-encoder"]
+
+
+def test_a_failing_frame_stops_the_encoder_thread(tmp_path):
+    import threading
+    script = write_script(tmp_path / "a.py", frames=40, update_extra=(
+        "if i == 30:\n    raise RuntimeError('frame 30 fails')"))
+    with pytest.raises(RuntimeError, match="frame 30 fails"):
+        fastfig.export(str(script), tmp_path / "a.mp4", workers=1, quiet=True)
+    assert not [t for t in threading.enumerate() if t.name == "fastfig-export-encoder"]
+
+
+def test_one_process_by_default_on_few_cores(monkeypatch):
+    from fastfig.export import run
+    from fastfig.export.script import Source
+    source = Source("/x.py", "", ())
+    for cpus, expected in ((1, 1), (2, 1), (4, 1), (8, 2), (64, 4)):
+        monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+        executor, n, owned = run._executor(None, source)
+        assert n == expected
+        if owned:
+            executor.shutdown()
+
+
+def test_export_after_matplotlib_use_agg_in_a_fresh_process(tmp_path):
+    # pyplot not imported yet and its backend chosen by matplotlib.use: the script's
+    # first figure resolves the backend while switching is ignored.
+    script = write_script(tmp_path / "a.py", frames=3)
+    code = ("import matplotlib; matplotlib.use('agg')\n"
+            "import fastfig\n"
+            f"fastfig.export({str(script)!r}, {str(tmp_path / 'a.mp4')!r}, workers=1, "
+            "quiet=True)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert len(decode(tmp_path / "a.mp4")[0]) == 3
