@@ -26,7 +26,7 @@ def register(subparsers):
     e.add_argument("--frames", type=_positive(int), default=None, help="export the first "
                    "N frames (default: all of the animation's frames)")
     e.add_argument("--workers", type=_positive(int), default=None, help="processes "
-                   "rendering in parallel (default: one per CPU, at most 4)")
+                   "rendering in parallel (default: one per 4 CPUs, at least 1, at most 4)")
     e.add_argument("--animation", type=int, default=None, metavar="N", help="which "
                    "animation, counted from 0, when the script makes several")
     e.add_argument("--quiet", action="store_true", help="no progress bar")

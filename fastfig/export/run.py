@@ -29,6 +29,11 @@ from .script import Source
 CHUNKS_PER_WORKER = 2
 #: No chunk shorter than this many frames (each starts with a keyframe).
 MIN_CHUNK = 15
+#: CPUs one export process keeps busy: it draws and converts a 1080p frame in ~5 ms while
+#: x264's frame threads, fed from a thread of its own, spend ~20 ms of CPU on it, so one
+#: process feeds about four cores. A second process on fewer cores only adds its costs
+#: (the script run again, a background drawn, an encoder, a keyframe per segment).
+CPUS_PER_WORKER = 4
 
 _export_calls = 0
 
@@ -73,8 +78,9 @@ def export(anim: Any, path: Union[str, "os.PathLike[str]"], fps: Optional[float]
     path: the output file; its suffix picks the format: .mp4 (H.264), .webm (VP9), .gif.
     fps: frames per second of the video (default: one frame per the animation's interval).
     frames: export the first N frames (default: all, from FuncAnimation's frames=).
-    workers: processes rendering frame ranges in parallel (default: one per CPU, at most
-        4), or a concurrent.futures.Executor, e.g. a Dask client's ``get_executor()``.
+    workers: processes rendering frame ranges in parallel (default: one per
+        CPUS_PER_WORKER CPUs, at least 1, at most 4), or a concurrent.futures.Executor,
+        e.g. a Dask client's ``get_executor()``.
         Workers recreate the figure by running the script again, so the script must make
         the same figure each run; an animation made at a prompt or in a notebook is
         rendered here, in one process.
@@ -165,7 +171,7 @@ def _executor(workers, source):
         return workers, _executor_size(workers), False
     asked = workers is not None
     if workers is None:
-        workers = min(os.cpu_count() or 1, 4)
+        workers = max(1, min((os.cpu_count() or 1) // CPUS_PER_WORKER, 4))
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ExportError(f"workers must be a positive int or an Executor, not {workers!r}")
     if workers == 1:
@@ -233,6 +239,8 @@ def _export_here(anim, fmt, fps, total, path, bar):
             t = time.perf_counter()
         encoder.close()
     finally:
+        if encoder is not None:
+            encoder.abort()             # a failure left its thread waiting: stop it
         renderer.close()
     return {"render": render_s, **encoder.seconds}, _render_stats([renderer.stats])
 
@@ -318,20 +326,24 @@ def render_chunk(job):
         # tells its last frame's digest: the parent compares them across each join.
         first = job.start - 1 if 0 < job.start and renderer.next < job.start else job.start
         before = last = None
-        for index, rgba in renderer.frames(first, job.stop):
-            render_s += time.perf_counter() - t
-            if index < job.start:
-                before = _digest(rgba)
+        try:
+            for index, rgba in renderer.frames(first, job.stop):
+                render_s += time.perf_counter() - t
+                if index < job.start:
+                    before = _digest(rgba)
+                    t = time.perf_counter()
+                    continue
+                if index == job.stop - 1:
+                    last = _digest(rgba)
+                if encoder is None:
+                    encoder = SegmentEncoder(fmt, job.fps, rgba.shape[1], rgba.shape[0],
+                                             threads=job.threads or _dask_worker_threads())
+                encoder.add(rgba)
                 t = time.perf_counter()
-                continue
-            if index == job.stop - 1:
-                last = _digest(rgba)
-            if encoder is None:
-                encoder = SegmentEncoder(fmt, job.fps, rgba.shape[1], rgba.shape[0],
-                                         threads=job.threads or _dask_worker_threads())
-            encoder.add(rgba)
-            t = time.perf_counter()
-        encoder.close()
+            encoder.close()
+        finally:
+            if encoder is not None:
+                encoder.abort()         # a failure left its thread waiting: stop it
         stats = {k: v if k == "blit_mismatch" else v - stats_before[k]
                  for k, v in renderer.stats.items()}
         if renderer.next >= job.total:      # the export's last frames: nothing follows

@@ -106,7 +106,10 @@ def run(source, own_process=True):
             if own_process:
                 plt.switch_backend("agg")
             else:
-                matplotlib.get_backend()    # resolved now: switching is ignored below
+                # Resolved now, as pyplot resolves it at its first figure: switching is
+                # ignored below, and that first resolution goes through switch_backend
+                # (after matplotlib.use("agg") before pyplot was imported, say).
+                plt._get_backend_mod()
             manim.Animation.__init__ = noting_init
             plt.show = lambda *a, **k: None
             plt.pause = lambda *a, **k: None
