@@ -29,8 +29,15 @@ from ..codec.encoder import FrameEncoder
 DEFAULT_MAX_BYTES = 128 * 1024 * 1024
 
 
+Box = tuple[int, int, int, int]
+
+
 class FrameCache:
-    """Encoded frames by index, at most max_bytes of packets (all of one image size)."""
+    """Encoded frames by index, at most max_bytes of packets, all of one image size.
+
+    A frame may be kept whole or only inside a box (x, y, w, h): a blitting animation
+    changes nothing outside its axes' boxes, so the rest of the image is the same in
+    every frame and need not be kept (smaller, and faster to encode and restore)."""
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         if max_bytes < 0:
@@ -38,62 +45,78 @@ class FrameCache:
         self.max_bytes = int(max_bytes)
         self.nbytes = 0
         self.evicted = 0
-        self._packets: dict[int, bytes] = {}
+        self._entries: dict[int, tuple[Box, bytes]] = {}
         self._size: Optional[tuple[int, int]] = None
-        self._encoder: Optional[FrameEncoder] = None
+        self._encoders: dict[tuple[int, int], FrameEncoder] = {}
         self._decoder = FrameDecoder(strict=False)
 
     def __len__(self) -> int:
-        return len(self._packets)
+        return len(self._entries)
 
     def __contains__(self, index: object) -> bool:
-        return index in self._packets
+        return index in self._entries
 
-    def put(self, index: int, rgba: NDArray[np.uint8], playhead: Optional[int] = None) -> None:
-        """Keep frame index, the image rgba (H, W, 4); frames of another size are
-        dropped first. Then frames farthest from playhead (default: index) go until the
-        cache fits its bound (the new frame too, if it alone exceeds it)."""
+    def put(self, index: int, rgba: NDArray[np.uint8], box: Optional[Box] = None,
+            playhead: Optional[int] = None) -> None:
+        """Keep frame index: the image rgba (H, W, 4), inside box only when given.
+        Frames of another image size are dropped first. Then the frames farthest from
+        playhead (default: index) go until the cache fits its bound (the new frame too,
+        if it alone exceeds it)."""
         h, w = rgba.shape[:2]
         if self._size != (w, h):
             self.clear()
             self._size = (w, h)
-            self._encoder = FrameEncoder(w, h)
-        assert self._encoder is not None
-        packet = bytes(self._encoder.keyframe(rgba))
-        old = self._packets.pop(index, None)
+        x, y, bw, bh = _clip(box, w, h)
+        if bw == 0 or bh == 0:
+            return
+        encoder = self._encoders.get((bw, bh))
+        if encoder is None:
+            encoder = self._encoders[(bw, bh)] = FrameEncoder(bw, bh)
+        packet = bytes(encoder.keyframe(rgba[y:y + bh, x:x + bw]))
+        old = self._entries.pop(index, None)
         if old is not None:
-            self.nbytes -= len(old)
-        self._packets[index] = packet
+            self.nbytes -= len(old[1])
+        self._entries[index] = ((x, y, bw, bh), packet)
         self.nbytes += len(packet)
         self._evict(index if playhead is None else playhead)
 
     def _evict(self, playhead: int) -> None:
-        while self.nbytes > self.max_bytes and self._packets:
-            far = max(self._packets, key=lambda k: abs(k - playhead))
-            self.nbytes -= len(self._packets.pop(far))
+        while self.nbytes > self.max_bytes and self._entries:
+            far = max(self._entries, key=lambda k: abs(k - playhead))
+            self.nbytes -= len(self._entries.pop(far)[1])
             self.evicted += 1
 
-    def restore(self, index: int, out: NDArray[np.uint8]) -> bool:
-        """Write frame index into out (an image of the cached size); False when it is
-        not cached or out has another size."""
-        packet = self._packets.get(index)
-        if packet is None or self._size != (out.shape[1], out.shape[0]):
-            return False
-        image = self._decoder.decode(packet)
-        np.copyto(out, image)
-        return True
+    def restore(self, index: int, out: NDArray[np.uint8]) -> Optional[Box]:
+        """Write frame index into out (an image of the cached size); returns the box
+        written, or None when the frame is not cached or out has another size."""
+        entry = self._entries.get(index)
+        if entry is None or self._size != (out.shape[1], out.shape[0]):
+            return None
+        (x, y, w, h), packet = entry
+        np.copyto(out[y:y + h, x:x + w], self._decoder.decode(packet))
+        return x, y, w, h
 
     def run(self, index: int) -> Optional[tuple[int, int]]:
         """The run of consecutive cached frames that holds index, or None."""
-        if index not in self._packets:
+        if index not in self._entries:
             return None
         first = last = index
-        while first - 1 in self._packets:
+        while first - 1 in self._entries:
             first -= 1
-        while last + 1 in self._packets:
+        while last + 1 in self._entries:
             last += 1
         return first, last
 
     def clear(self) -> None:
-        self._packets.clear()
+        self._entries.clear()
+        self._encoders.clear()
         self.nbytes = 0
+
+
+def _clip(box: Optional[Box], width: int, height: int) -> Box:
+    if box is None:
+        return 0, 0, width, height
+    x, y, w, h = box
+    x0, y0 = min(max(x, 0), width), min(max(y, 0), height)
+    x1, y1 = min(max(x + w, 0), width), min(max(y + h, 0), height)
+    return x0, y0, x1 - x0, y1 - y0
