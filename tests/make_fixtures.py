@@ -160,7 +160,7 @@ def write_recording(path):
     meta = metadata("golden", WIDTH, HEIGHT, title="golden", start=RECORDING_START,
                     fastfig="fixture", source="tests/make_fixtures.py")
     with Recorder(path, meta, checkpoint_frames=4, checkpoint_seconds=0,
-                  clock=lambda: 0.0) as recorder:
+                  clock=lambda: 0.0, background=False) as recorder:
         for k, name in enumerate(RECORDING_FRAMES):
             t = k * RECORDING_STEP_US / 1e6
             if name in RECORDING_STATES:

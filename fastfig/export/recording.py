@@ -155,7 +155,7 @@ def _animation_to_recording(anim, path, fps, frames, quiet, script_path):
                     title = os.path.basename(script_path) if script_path else "animation"
                     recorder = Recorder(part, metadata("1", width, height, title=title,
                                                        source=script_path, fps=fps),
-                                        clock=lambda: 0.0)
+                                        clock=lambda: 0.0, background=False)
                     encoder = FrameEncoder(width, height)
                 recorder.frame(bytes(encoder.encode(rgba)), encoder.image, t=index / fps)
                 if bar is not None:

@@ -116,8 +116,18 @@ class RecordingWriter:
         if self.closed:
             raise RecordingError("the recording is closed")
         at = self.offset
-        self._file.write(data)
-        self._file.flush()
+        try:
+            self._file.write(data)
+            self._file.flush()
+        except BaseException:
+            # A record half written (disk full, an interrupt): cut it off, so that the
+            # next record (or the index) follows whole records.
+            try:
+                self._file.seek(at)
+                self._file.truncate()
+            except Exception:
+                pass
+            raise
         self.offset += len(data)
         return at
 

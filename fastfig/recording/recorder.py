@@ -10,8 +10,10 @@ unless a keyframe came in the stream meanwhile, so that seeking decodes few delt
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import os
+import threading
 import time
 from typing import Any, Callable, Optional, Union
 
@@ -49,12 +51,16 @@ class Recorder:
 
     clock: seconds, for the records' times (time.monotonic; the export passes frame
     times instead). checkpoint_frames / checkpoint_seconds: the checkpoint spacing (0:
-    none of that kind)."""
+    none of that kind). background: encode checkpoints in a thread of their own (the
+    client's thread pays a copy of the image, not a keyframe encode; the checkpoint
+    record lands a few records later); False writes each right after its frame (the
+    same input always gives the same file)."""
 
     def __init__(self, path: Union[str, "os.PathLike[str]"], meta: dict, *,
                  checkpoint_frames: int = CHECKPOINT_FRAMES,
                  checkpoint_seconds: float = CHECKPOINT_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 background: bool = True) -> None:
         if checkpoint_frames < 0 or checkpoint_seconds < 0:
             raise ValueError("checkpoint spacing must not be negative")
         self.path = os.fspath(path)
@@ -71,6 +77,10 @@ class Recorder:
         self._since_mark = 0          # frames since the last keyframe or checkpoint
         self._mark_t = 0.0
         self._on_close: list[Callable[[], None]] = []
+        self._lock = threading.Lock()         # one record at a time
+        self._pool = (concurrent.futures.ThreadPoolExecutor(1, "fastfig-checkpoint")
+                      if background else None)
+        self._pending: Optional[concurrent.futures.Future] = None
 
     @property
     def frames(self) -> int:
@@ -98,7 +108,8 @@ class Recorder:
             self.skipped += 1
             return
         t_us = self._t_us(t)
-        index = self.writer.frame(packet, t_us)
+        with self._lock:
+            index = self.writer.frame(packet, t_us)
         if head.keyframe:
             self._since_mark, self._mark_t = 0, t_us / 1e6
             return
@@ -106,11 +117,32 @@ class Recorder:
         due = ((self.checkpoint_frames and self._since_mark >= self.checkpoint_frames)
                or (self.checkpoint_seconds
                    and t_us / 1e6 - self._mark_t >= self.checkpoint_seconds))
-        if due and image is not None:
-            self.writer.checkpoint(index, self.keyframe_of(image, head.seq, head.epoch,
-                                                           head.timestamp_us), t_us)
-            self.checkpoints += 1
-            self._since_mark, self._mark_t = 0, t_us / 1e6
+        if not due or image is None:
+            return
+        args = (index, head.seq, head.epoch, head.timestamp_us, t_us)
+        if self._pool is None:
+            self._checkpoint(image, *args)
+        elif self._pending is None or self._pending.done():
+            # (One in flight at a time: when encoding lags, the next one is later.)
+            self._settle()
+            self._pending = self._pool.submit(self._checkpoint, image.copy(), *args)
+        else:
+            return
+        self._since_mark, self._mark_t = 0, t_us / 1e6
+
+    def _checkpoint(self, image: np.ndarray, index: int, seq: int, epoch: int,
+                    timestamp_us: int, t_us: int) -> None:
+        packet = self.keyframe_of(image, seq, epoch, timestamp_us)
+        with self._lock:
+            if not self.writer.closed:
+                self.writer.checkpoint(index, packet, t_us)
+                self.checkpoints += 1
+
+    def _settle(self) -> None:
+        """Wait for the checkpoint in flight; raise what it raised."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def keyframe_of(self, image: np.ndarray, seq: int, epoch: int, timestamp_us: int) -> bytes:
         """A keyframe packet of image carrying the stream's seq and epoch, so the deltas
@@ -124,11 +156,13 @@ class Recorder:
 
     def state(self, fields: dict, t: Optional[float] = None) -> None:
         if not self.closed and fields:
-            self.writer.state(fields, self._t_us(t))
+            with self._lock:
+                self.writer.state(fields, self._t_us(t))
 
     def figure_closed(self, t: Optional[float] = None) -> None:
         if not self.closed:
-            self.writer.figure_closed(self._t_us(t))
+            with self._lock:
+                self.writer.figure_closed(self._t_us(t))
 
     def on_close(self, handler: Callable[[], None]) -> None:
         self._on_close.append(handler)
@@ -137,7 +171,13 @@ class Recorder:
         """Write the index and close the file; safe to call twice."""
         if self.closed:
             return
-        self.writer.close()
+        try:
+            self._settle()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+            with self._lock:
+                self.writer.close()
         for handler in self._on_close:
             handler()
 
