@@ -1,8 +1,13 @@
 """Notebook benchmark: what a person sees of a moving line in JupyterLab, fastfig's widget
 (``%matplotlib fastfig``) next to ipympl (``%matplotlib ipympl``), same page, same run.
 
-    python bench/bench_notebook.py                  # 800x500 and 1920x1080
+    python bench/bench_notebook.py --rounds 3 --plot     # what bench/README.md reports
     python bench/bench_notebook.py --sizes 800x500 --seconds 5 --json nb.json
+
+Each round measures every size with both backends, one after the other, so each ratio
+compares runs minutes apart on the same machine; the summary gives medians over rounds
+(and the median of the rounds' own fastfig/ipympl ratios) and the load average seen.
+--plot writes bench/notebook_fps.png (visible frames/s and first-image latency).
 
 For each backend and figure size, a fresh notebook (own kernel) runs:
 
@@ -93,7 +98,7 @@ SAMPLER = """(selector) => {
 
 
 def measure(page, lab, backend, w, h, seconds):
-    name = f"bench-{backend}-{w}x{h}.ipynb"
+    name = f"bench-{backend}-{w}x{h}-{time.monotonic_ns()}.ipynb"
     lab.write_notebook(name, [MAGIC[backend], FIGURE.format(w=w, h=h), ANIMATE, LOOP])
     nh.open_notebook(page, lab, name)
     page.evaluate("() => { const app = window.jupyterapp;"
@@ -122,7 +127,8 @@ def measure(page, lab, backend, w, h, seconds):
     stats = page.evaluate("() => { const s = window.ffBench; s.counting = false;"
                           " return [s.changes, s.ticks]; }")
     elapsed = time.monotonic() - t0
-    nh.kernel_eval(page, "anim.event_source.stop()")
+    nh.kernel_eval(page, "anim.event_source.stop()\n"
+                         "fig.canvas.handle_event({'type': 'timeline', 'action': 'pause'})")
     page.wait_for_timeout(500)
 
     page.evaluate("() => { const s = window.ffBench; s.seen = new Set(); s.counting = true; }")
@@ -140,41 +146,149 @@ def measure(page, lab, backend, w, h, seconds):
             "first_image_ms": first_ms, "running_cell_images": distinct}
 
 
+TARGETS = {"800x500": 50, "1920x1080": 25}   # visible frames/s, issue 10
+PLOT = os.path.join(HERE, "notebook_fps.png")
+
+
+def median(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    n = len(values)
+    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+
+
+def summarize(results, sizes, backends):
+    """{(backend, size): medians} and, per size, the median of the rounds' ratios."""
+    summary = {}
+    for size in sizes:
+        for backend in backends:
+            runs = [r for r in results if r["backend"] == backend and r["size"] == size]
+            if runs:
+                summary[backend, size] = {
+                    k: median(r[k] for r in runs)
+                    for k in ("visible_fps", "display_fps", "first_image_ms", "running_cell_images")}
+                summary[backend, size]["rounds"] = len(runs)
+        ratios = []
+        for rnd in sorted({r["round"] for r in results}):
+            by = {r["backend"]: r for r in results if r["size"] == size and r["round"] == rnd}
+            if "fastfig" in by and "ipympl" in by and by["ipympl"]["visible_fps"] > 0:
+                ratios.append(by["fastfig"]["visible_fps"] / by["ipympl"]["visible_fps"])
+        summary["ratio", size] = median(ratios)
+    return summary
+
+
+def table(summary, sizes, loads):
+    """The markdown table bench/README.md shows."""
+    def cell(backend, size, key, fmt):
+        v = summary.get((backend, size), {}).get(key)
+        return "-" if v is None else fmt.format(v)
+    lines = ["| case | fastfig | ipympl | ratio | target |", "|---|---|---|---|---|"]
+    for size in sizes:
+        ratio = summary.get(("ratio", size))
+        lines.append(f"| {size}, visible frames/s (display refreshes/s) | "
+                     f"{cell('fastfig', size, 'visible_fps', '{:.1f}')} "
+                     f"({cell('fastfig', size, 'display_fps', '{:.1f}')}) | "
+                     f"{cell('ipympl', size, 'visible_fps', '{:.1f}')} "
+                     f"({cell('ipympl', size, 'display_fps', '{:.1f}')}) | "
+                     f"{'-' if ratio is None else f'{ratio:.1f}x'} | "
+                     f">= {TARGETS.get(size, '-')}{', >= 3x' if size == '800x500' else ''} |")
+    lines.append("| first image after the cell, " + " / ".join(sizes) + " | "
+                 + " / ".join(cell("fastfig", s, "first_image_ms", "{:.0f}") for s in sizes)
+                 + " ms | " + " / ".join(cell("ipympl", s, "first_image_ms", "{:.0f}") for s in sizes)
+                 + " ms | | <= 300 ms |")
+    lines.append("| images seen while a 3 s cell loop runs, " + " / ".join(sizes) + " | "
+                 + " / ".join(cell("fastfig", s, "running_cell_images", "{:.0f}") for s in sizes)
+                 + " | " + " / ".join(cell("ipympl", s, "running_cell_images", "{:.0f}") for s in sizes)
+                 + " | | >= 20 |")
+    lo, hi = min(loads), max(loads)
+    lines.append(f"\nLoad average (1 min) during the run: {lo:.1f}-{hi:.1f}, "
+                 f"median {median(loads):.1f}.")
+    return "\n".join(lines)
+
+
+def plot(results, summary, sizes, backends, path, loads):
+    import matplotlib
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+    colours = {"fastfig": "#1f77b4", "ipympl": "#ff7f0e"}
+    fig, (fps_ax, lat_ax) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=100)
+    width = 0.8 / len(backends)
+    for i, backend in enumerate(backends):
+        xs = [j + (i - (len(backends) - 1) / 2) * width for j in range(len(sizes))]
+        for ax, key in ((fps_ax, "visible_fps"), (lat_ax, "first_image_ms")):
+            meds = [summary.get((backend, s), {}).get(key) or 0 for s in sizes]
+            ax.bar(xs, meds, width, color=colours.get(backend), label=backend)
+            for x, s in zip(xs, sizes):   # each round's value
+                runs = [r[key] for r in results if r["backend"] == backend and r["size"] == s]
+                ax.plot([x] * len(runs), runs, "k.", markersize=4)
+    for j, s in enumerate(sizes):
+        if s in TARGETS:
+            fps_ax.hlines(TARGETS[s], j - 0.45, j + 0.45, colors="k", linestyles="dashed")
+        ratio = summary.get(("ratio", s))
+        top = max((summary.get((b, s), {}).get("visible_fps") or 0) for b in backends)
+        if ratio:
+            fps_ax.annotate(f"{ratio:.1f}x ipympl", (j, top + 1), ha="center", va="bottom",
+                            weight="bold")
+    lat_ax.axhline(300, color="k", linestyle="dashed")
+    for ax, title in ((fps_ax, "visible frames/s of a moving line (dashed: target)"),
+                      (lat_ax, "first image after its cell, ms (dashed: 300 ms)")):
+        ax.set_xticks(range(len(sizes)), sizes)
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8)
+    rounds = max((r["round"] for r in results), default=0) + 1
+    fig.suptitle(f"JupyterLab + Chromium, median of {rounds} round(s) (dots: each round); "
+                 f"load average {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="800x500,1920x1080")
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--backends", default="fastfig,ipympl")
+    ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--json")
+    ap.add_argument("--plot", nargs="?", const=PLOT, help=f"write the plot (default {PLOT})")
     args = ap.parse_args(argv)
+    sizes, backends = args.sizes.split(","), args.backends.split(",")
     from playwright.sync_api import sync_playwright
-    results = []
+    results, loads = [], []
     with nh.lab_server() as lab, sync_playwright() as p:
         browser = launch(p)
-        for size in args.sizes.split(","):
-            w, h = (int(v) for v in size.split("x"))
-            for backend in args.backends.split(","):
-                # A page of its own for each: nothing left running from the one before.
-                page = browser.new_page(viewport={"width": 2300, "height": 1400},
-                                        device_scale_factor=1)
-                page.set_default_timeout(60000)
-                r = measure(page, lab, backend, w, h, args.seconds)
-                page.close()
-                results.append(r)
-                print(f"{backend:8s} {r['size']:>10s} canvas {r['canvas'][0]}x{r['canvas'][1]}: "
-                      f"{r['visible_fps']:5.1f} visible fps of {r['display_fps']:5.1f}, "
-                      f"first image {r['first_image_ms']:6.0f} ms, "
-                      f"running cell {r['running_cell_images']} images, "
-                      f"load {os.getloadavg()[0]:.1f}", flush=True)
+        for rnd in range(args.rounds):
+            for size in sizes:
+                w, h = (int(v) for v in size.split("x"))
+                for backend in backends:
+                    # A page of its own for each: nothing left running from the one before.
+                    page = browser.new_page(viewport={"width": 2300, "height": 1400},
+                                            device_scale_factor=1)
+                    page.set_default_timeout(60000)
+                    r = measure(page, lab, backend, w, h, args.seconds)
+                    page.close()
+                    r["round"] = rnd
+                    r["load"] = os.getloadavg()[0]
+                    loads.append(r["load"])
+                    results.append(r)
+                    print(f"round {rnd + 1} {backend:8s} {r['size']:>10s} canvas "
+                          f"{r['canvas'][0]}x{r['canvas'][1]}: "
+                          f"{r['visible_fps']:5.1f} visible fps of {r['display_fps']:5.1f}, "
+                          f"first image {r['first_image_ms']:6.0f} ms, "
+                          f"running cell {r['running_cell_images']} images, "
+                          f"load {r['load']:.1f}", flush=True)
         browser.close()
-    for size in args.sizes.split(","):
-        by = {r["backend"]: r for r in results if r["size"] == size}
-        if "fastfig" in by and "ipympl" in by and by["ipympl"]["visible_fps"] > 0:
-            print(f"{size}: fastfig/ipympl visible fps = "
-                  f"{by['fastfig']['visible_fps'] / by['ipympl']['visible_fps']:.1f}x")
+    summary = summarize(results, sizes, backends)
+    print()
+    print(table(summary, sizes, loads))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+            json.dump({"results": results, "loads": loads}, f, indent=1)
+    if args.plot:
+        plot(results, summary, sizes, backends, args.plot, loads)
+        print(f"plot: {args.plot}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,10 @@ PLOT = ("fig, ax = plt.subplots(figsize=(6, 4))\n"
         "(line,) = ax.plot(x, np.sin(x))\n"
         "plt.show()")
 
+# Stops `anim`: its timer, or the timeline player that took it over (fastfig/mpl/animation.py).
+STOP_ANIMATION = ("anim.event_source.stop()\n"
+                  "fig.canvas.handle_event({'type': 'timeline', 'action': 'pause'})")
+
 # The kernel's image of a figure and its seq, and the page's, as hashes of the RGBA bytes.
 KERNEL_IMAGE = ("import hashlib, json\n"
                 "print(json.dumps([fig.canvas.stream.seq, "
@@ -317,3 +321,56 @@ def test_hidpi_pages_get_the_figure_at_their_pixel_density(lab, browser):
         page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
     finally:
         context.close()
+
+
+def test_a_notebook_open_in_two_tabs_is_live_in_both(lab, page, browser, notebook):
+    """The second tab opens the saved notebook: its widget manager restores the figure's
+    model from the kernel and joins; both tabs then show the kernel's images as they
+    change (every page receives every frame; the one that joined last returns credit)."""
+    import notebook_helpers as nh
+    name = notebook(SETUP, PLOT,
+                    "from matplotlib.animation import FuncAnimation\n"
+                    "anim = FuncAnimation(fig, lambda i: line.set_ydata(np.sin(x + i / 10)) or [line],"
+                    " interval=20, blit=True, cache_frame_data=False)\n"
+                    "fig.canvas.draw_idle()")
+    nh.run_all(page)
+    nh.save(page)
+    context = browser.new_context(viewport={"width": 1100, "height": 900}, device_scale_factor=1)
+    second = context.new_page()
+    second.set_default_timeout(60000)
+    errors = []
+    second.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        nh.open_notebook(second, lab, name)
+        seq = "() => Number((document.querySelector('.fastfig-figure') || {dataset: {}}).dataset.seq || -1)"
+        for tab in (page, second):
+            start = tab.evaluate(seq)
+            tab.wait_for_function(f"() => ({seq})() > Math.max({start}, 0) + 10")   # moving
+        nh.kernel_eval(page, STOP_ANIMATION)
+        for tab in (second, page):
+            kernel_hash, page_hash = _wait_in_sync(tab)
+            assert page_hash == kernel_hash
+    finally:
+        context.close()
+    assert not [e for e in errors if "fastfig" in e or "blob:" in e], errors
+
+
+def test_a_frontend_that_drops_binary_buffers_gets_base64_frames_with_the_same_pixels(page, notebook):
+    import notebook_helpers as nh
+    notebook(SETUP, PLOT)
+    nh.run_all(page)
+    _wait_in_sync(page)
+    # From now on this page's frame messages arrive without their buffer, as in a
+    # frontend that drops them: the view asks for base64 and decodes those.
+    page.evaluate("""() => {
+        const fig = [...window.fastfigNotebook.figures.values()].pop();
+        const onMessage = fig.onMessage.bind(fig);
+        fig.onMessage = (msg, buffers) => onMessage(msg, []);
+    }""")
+    nh.kernel_eval(page, "line.set_ydata(np.cos(x)); fig.canvas.draw_idle()")
+    page.wait_for_function("() => [...window.fastfigNotebook.figures.values()].pop().base64")
+    nh.kernel_eval(page, "line.set_ydata(np.cos(2 * x)); fig.canvas.draw_idle()")
+    kernel_hash, page_hash = _wait_in_sync(page)
+    assert page_hash == kernel_hash
+    assert nh.kernel_eval(page, "from fastfig.mpl import runtime\n"
+                                "print(runtime.get().notebook.widgets()[0].base64)").strip() == "True"

@@ -240,3 +240,37 @@ def test_credit_handled_on_a_subshell_thread_during_a_send_sends_no_packet_twice
     assert widget.page_messages.handed_over >= 29
     rt.call(widget.close)
     rt.call(fig.canvas.stop_serving)
+
+
+def test_base64_frames_decode_to_the_same_images_as_binary_ones(rt):
+    """A page whose frontend drops binary buffers says so ("base64"): it is sent a
+    keyframe of the newest image, then every packet base64 in the message, the same
+    bytes as the binary ones."""
+    import base64
+    from fastfig.codec.packet import peek
+    from backend_helpers import wait_for
+    fig, line, widget = _served_widget(rt)
+    messages = []
+    widget.send = lambda content, buffers=None: messages.append((content, buffers))
+    widget._on_page(widget, {"type": "join", "instance": "page"}, [])
+    wait_for(lambda: len(messages) >= 1)
+    assert messages[0][1] and "b64" not in messages[0][0]           # binary at first
+    widget._on_page(widget, {"type": "base64"}, [])
+
+    def packets():
+        return [base64.b64decode(m["b64"]) for m, b in messages if "b64" in m]
+
+    for i in range(5):
+        widget._on_page(widget, {"type": "credit", "n": 1, "instance": "page"}, [])
+        rt.call(lambda i=i: (line.set_ydata(np.cos(np.linspace(0, 3, 50) * i)),
+                             fig.canvas.draw_idle()))
+        wait_for(lambda i=i: len(packets()) >= i + 1)
+    wait_for(lambda: peek(packets()[-1]).seq == fig.canvas.stream.seq)
+    assert all(b is None for m, b in messages if "b64" in m)
+    assert peek(packets()[0]).keyframe
+    decoder = FrameDecoder()
+    for packet in packets():
+        image = decoder.decode(packet)
+    assert np.array_equal(image, np.asarray(fig.canvas.buffer_rgba()))
+    rt.call(widget.close)
+    rt.call(fig.canvas.stop_serving)
