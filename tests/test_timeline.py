@@ -344,3 +344,30 @@ def test_a_figure_without_animation_answers_with_an_error(rt):
         assert s.client.download("png")[:4] == b"\x89PNG"    # still serving
     finally:
         s.close()
+
+
+def test_known_frames_reads_the_frame_sequence():
+    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from fastfig.mpl.animation import known_frames
+
+    def anim(frames, **kwargs):
+        fig = Figure()
+        FigureCanvasAgg(fig)
+        made = FuncAnimation(fig, lambda i: [], frames=frames, cache_frame_data=False,
+                             **kwargs)
+        made._draw_was_started = True   # no "deleted without rendering" warning
+        return made
+
+    data = np.arange(6) * 2.0
+    assert known_frames(anim(7)) == range(7)
+    assert known_frames(anim(7, repeat=False)) == range(7)
+    assert known_frames(anim([3, 1, 2])) == [3, 1, 2]
+    assert known_frames(anim((3, 1), repeat=False)) == (3, 1)
+    assert known_frames(anim(data)) is data
+    assert known_frames(anim({"a", "b"})) is not None and len(known_frames(anim({"a"}))) == 1
+    assert known_frames(anim(None)) is None
+    assert known_frames(anim(lambda: iter(range(3)))) is None
+    assert known_frames(anim(iter([1, 2, 3]))) is None
+    assert known_frames(anim(iter([1, 2, 3]), repeat=False)) is None
