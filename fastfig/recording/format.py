@@ -76,13 +76,13 @@ def _crc(head: bytes, payload: Union[bytes, memoryview]) -> int:
     return zlib.crc32(payload, zlib.crc32(head[:16])) & 0xFFFFFFFF
 
 
-def record_bytes(kind: int, t_us: int, payload: Union[bytes, memoryview]) -> bytes:
-    """One record: header and payload."""
+def record_header(kind: int, t_us: int, payload: Union[bytes, memoryview]) -> bytes:
+    """The 20-byte header of a record of payload (its CRC covers the payload)."""
     if len(payload) > MAX_PAYLOAD:
         raise RecordingError(f"a {KIND_NAMES[kind]} record of {len(payload)} bytes is "
                              f"over the format's {MAX_PAYLOAD}")
     head = RECORD.pack(len(payload), kind, 0, 0, int(t_us), 0)
-    return head[:16] + struct.pack("<I", _crc(head, payload)) + bytes(payload)
+    return head[:16] + struct.pack("<I", _crc(head, payload))
 
 
 def _json(obj: Any) -> bytes:
@@ -112,12 +112,13 @@ class RecordingWriter:
         self._write(FILE_HEADER.pack(MAGIC, FORMAT_MAJOR, FORMAT_MINOR, FILE_HEADER.size))
         self._record(META, 0, _json(self.meta))
 
-    def _write(self, data: bytes) -> int:
+    def _write(self, *parts: Union[bytes, memoryview]) -> int:
         if self.closed:
             raise RecordingError("the recording is closed")
         at = self.offset
         try:
-            self._file.write(data)
+            for part in parts:          # (a large payload goes to the file uncopied)
+                self._file.write(part)
             self._file.flush()
         except BaseException:
             # A record half written (disk full, an interrupt): cut it off, so that the
@@ -128,11 +129,11 @@ class RecordingWriter:
             except Exception:
                 pass
             raise
-        self.offset += len(data)
+        self.offset += sum(len(part) for part in parts)
         return at
 
     def _record(self, kind: int, t_us: int, payload: Union[bytes, memoryview]) -> int:
-        return self._write(record_bytes(kind, t_us, payload))
+        return self._write(record_header(kind, t_us, payload), payload)
 
     def frame(self, packet: Union[bytes, memoryview], t_us: int) -> int:
         """Append a frame packet as received; returns its frame index. A keyframe is
@@ -153,7 +154,7 @@ class RecordingWriter:
             raise ValueError("a checkpoint holds a keyframe packet")
         if not 0 <= frame < self.frames:
             raise ValueError(f"checkpoint of frame {frame}: {self.frames} frames so far")
-        at = self._record(CHECKPOINT, t_us, CHECKPOINT_PREFIX.pack(frame) + bytes(packet))
+        at = self._record(CHECKPOINT, t_us, CHECKPOINT_PREFIX.pack(frame) + packet)
         self._checkpoints.append((frame, at))
 
     def state(self, fields: dict, t_us: int) -> None:
