@@ -57,14 +57,22 @@ def timeline_state(**fields):
 
 class Bar:
     """A figure "anim" in the page, its timeline state set by the test, the events the
-    page sends for it collected."""
+    page sends for it collected. echo: answer each seek as a Player does (the state's
+    index becomes the frame asked for)."""
 
-    def __init__(self, served, page, **fields):
+    def __init__(self, served, page, echo=True, **fields):
         server, bridge = served
         self.page = page
         self.stream = server.add_figure("anim", 320, 240)
         self.events = queue.Queue()
-        self.stream.on_event(lambda e: self.events.put(e))
+        self.fields = fields
+
+        def received(event):
+            self.events.put(event)
+            if echo and event["type"] == "timeline" and event["action"] == "seek":
+                self.fields["index"] = event["index"]
+                self.stream.set_state(timeline=timeline_state(**self.fields))
+        self.stream.on_event(received)
         self.stream.set_state(timeline=timeline_state(**fields))
         self.stream.publish(np.full((240, 320, 4), 255, np.uint8))
         page.goto(bridge.figure_url("anim") + "&fit=0")
@@ -72,6 +80,7 @@ class Bar:
         self.root = page.locator('section[data-figure="anim"] .ff-timeline')
 
     def set(self, **fields):
+        self.fields = fields
         self.stream.set_state(timeline=timeline_state(**fields))
         checks = " && ".join(f"v.timeline.state.{k} === {json.dumps(v)}" for k, v in fields.items()
                              if not isinstance(v, list))
@@ -188,16 +197,18 @@ COUNT_FRAMES = """() => {
 
 def test_scrubbing_sends_one_seek_per_display_frame_the_newest(served, page):
     bar = Bar(served, page, index=99, length=100, playing=False, cached=[0, 99])
-    last = page.evaluate(SCRUB, [5, 10, 99])
-    assert last == 99 - 50
-    seeks = []
-    while len(seeks) < 11:
+    page.evaluate(COUNT_FRAMES)
+    assert page.evaluate(SCRUB, [5, 10, 98]) == 98 - 50
+    seeks = [strip(bar.next_event())]
+    while seeks[-1]["index"] != 98 - 49:
         seeks.append(strip(bar.next_event()))
-    # one seek per display frame: the first one at once, then at each display frame the
-    # newest index of the frame before
-    assert [s["index"] for s in seeks] == [99] + [99 - 5 * f - 4 for f in range(10)]
+    frames = page.evaluate("window.__frames")
+    # the first at once, then at most one a display frame, each the newest index asked
+    indexes = [s["index"] for s in seeks]
     assert all(s["action"] == "seek" for s in seeks)
-    assert bar.timeline_events() == []
+    assert indexes[0] == 98 and indexes == sorted(set(indexes), reverse=True)
+    assert 2 <= len(seeks) <= min(11, frames)
+    assert viewer_value(page, "anim", "v.timeline.indexEl.textContent") == "49 / 100"
     # a real drag on the scrubber: seeks, never more than one per display frame
     box = bar.root.locator(".ff-tl-range").bounding_box()
     y = box["y"] + box["height"] / 2
@@ -213,6 +224,21 @@ def test_scrubbing_sends_one_seek_per_display_frame_the_newest(served, page):
     assert all(e["action"] == "seek" for e in seeks)
     assert 2 <= len(seeks) <= frames
     assert viewer_value(page, "anim", "v.timeline.indexEl.textContent") == "0 / 100"
+
+
+def test_scrubbing_waits_for_the_figure_to_answer_each_seek(served, page):
+    """A figure slower than the scrubber gets the seeks one at a time, the newest each
+    time, never a backlog of frames nobody will see."""
+    bar = Bar(served, page, echo=False, index=99, length=100, playing=False)
+    page.evaluate(SCRUB, [5, 10, 98])
+    assert strip(bar.next_event()) == {"type": "timeline", "action": "seek", "index": 98}
+    # the figure shows 98: the newest index goes at once, and only that one (nothing in
+    # between: events arrive in the order sent)
+    bar.set(index=98, length=100, playing=False)
+    assert strip(bar.next_event()) == {"type": "timeline", "action": "seek", "index": 49}
+    bar.set(index=49, length=100, playing=False)
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    assert bar.timeline_events() == []
 
 
 def test_a_figure_without_animation_has_no_timeline_bar(served, page):

@@ -8,6 +8,8 @@
 // animation never sends one.
 
 export const SPEEDS = [0.25, 0.5, 1, 2, 4];
+// How long a seek may go unanswered before the next one is sent anyway (ms).
+const SEEK_PATIENCE_MS = 1000;
 
 function el(tag, cls, parent, text) {
   const e = document.createElement(tag);
@@ -25,8 +27,10 @@ export class TimelineBar {
   constructor(parent, send, prefix = "ff") {
     this.send = send;
     this.state = null;
-    this.pendingSeek = null;    // the scrubber's newest index, sent at the next display frame
+    this.pendingSeek = null;    // the scrubber's newest index, not sent yet
     this.seekSent = false;      // a seek went in this display frame
+    this.inFlight = null;       // the index of the seek the figure has not answered yet
+    this._inFlightTimer = null;
     this.scrubbing = false;     // the pointer holds the scrubber: the server's index waits
     const p = (name) => `${prefix}-${name}`;
     this.activeClass = p("active");
@@ -106,28 +110,39 @@ export class TimelineBar {
   }
 
   /**
-   * Show frame index: at most one seek per display frame. The first one of a frame goes
-   * at once (the figure can answer before the next refresh); more in the same frame wait
-   * for the next one, and only the newest of them is sent.
+   * Show frame index. Scrubbing makes many inputs a display frame, and a figure may take
+   * longer than one to show a frame: at most one seek goes per display frame (the first
+   * one at once, so the figure can answer before the next refresh) and one at a time (the
+   * next once the figure's state shows the one before), always the newest index. The
+   * figure then never works through a backlog of frames nobody will see.
    */
   seek(index) {
     this._showIndex(index);
-    if (this.seekSent) {
-      this.pendingSeek = index;
-      return;
-    }
-    this._sendSeek(index);
+    this.pendingSeek = index;
+    this._flushSeek();
   }
 
-  _sendSeek(index) {
+  _flushSeek() {
+    const index = this.pendingSeek;
+    if (index === null || this.seekSent || this.inFlight !== null) return;
+    this.pendingSeek = null;
+    if (this.state && index === this.state.index) return;   // shown already
     this.send({ type: "timeline", action: "seek", index });
     this.seekSent = true;
+    this.inFlight = index;
     requestAnimationFrame(() => {
       this.seekSent = false;
-      const pending = this.pendingSeek;
-      this.pendingSeek = null;
-      if (pending !== null) this._sendSeek(pending);
+      this._flushSeek();
     });
+    // A seek the figure cannot answer (a frame no longer available) changes no state.
+    clearTimeout(this._inFlightTimer);
+    this._inFlightTimer = setTimeout(() => this._answered(), SEEK_PATIENCE_MS);
+  }
+
+  _answered() {
+    clearTimeout(this._inFlightTimer);
+    this.inFlight = null;
+    this._flushSeek();
   }
 
   _key(e) {
@@ -172,8 +187,11 @@ export class TimelineBar {
         this.cachedEl.style.width = `${(100 * (cached[1] - cached[0] + 1)) / span}%`;
       }
     }
+    if (this.inFlight !== null && state.index === this.inFlight) this._answered();
     // While the user scrubs, the thumb and the number follow the pointer, not the echo.
-    if (!this.scrubbing && !this.seekSent) this._showIndex(state.index);
+    if (!this.scrubbing && this.pendingSeek === null && this.inFlight === null) {
+      this._showIndex(state.index);
+    }
   }
 
   _showIndex(index) {
@@ -183,6 +201,7 @@ export class TimelineBar {
   }
 
   destroy() {
+    clearTimeout(this._inFlightTimer);
     this.root.removeEventListener("keydown", this._onKey);
     this.root.removeEventListener("keyup", this._onKey);
     this.root.remove();
