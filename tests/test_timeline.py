@@ -25,13 +25,13 @@ def update_for(x, lines):
     return update
 
 
-def references(blit, n=N, view=None):
+def references(blit, n=N, view=None, size=SIZE):
     """Frame i of the animation rendered by plain Agg, in view (the first axes' limits)
     when given; with it, what the animation shows before its first frame (-1). A
     blitting animation's frame is its background (a full render without the animated
     line) with the line drawn over it, as matplotlib's blit draws it: over the axes'
     ticks and spines, which a full render draws over the line."""
-    fig, x, lines = lines_figure(*SIZE)
+    fig, x, lines = lines_figure(*size)
     update, line, ax = update_for(x, lines), lines[0], fig.axes[0]
     if view is not None:
         ax.set_xlim(view[0])
@@ -85,10 +85,16 @@ class Timeline(Served):
     def shows(self, index, timeout=10.0):
         """Wait until the client shows frame index, and check it stays there."""
         self.timeline(index=index)
-        expected = self.refs[index]
-        wait_for(lambda: self.client.next_frame(0.01) is not None
-                 and np.array_equal(self.client.image, expected)
-                 or np.array_equal(self.client.image, expected), timeout)
+        self.sees(self.refs[index], timeout)
+
+    def sees(self, expected, timeout=10.0):
+        """Wait until the client's image is expected (it may be there already: waiting
+        for state reads frames too); while paused, check that it stays."""
+        def there():
+            self.client.next_frame(0.01)
+            image = self.client.image
+            return image is not None and np.array_equal(image, expected)
+        wait_for(there, timeout)
         if not self.player.playing:
             assert np.array_equal(self.latest(0.1), expected)
 
@@ -173,15 +179,28 @@ def test_a_view_change_drops_the_cached_frames(rt, blit):
         view = t.call(lambda: (ax.get_xlim(), ax.get_ylim()))
         assert view != ((0, 4 * np.pi), (-1.2, 1.2))
         refs, _ = references(blit, paused + 1, view)
-        wait_for(lambda: t.client.next_frame(0.01) is not None
-                 and np.array_equal(t.client.image, refs[paused])
-                 or np.array_equal(t.client.image, refs[paused]))
+        t.sees(refs[paused])
         t.client.timeline("step", delta=-1)
         t.timeline(index=paused - 1)
-        wait_for(lambda: t.client.next_frame(0.01) is not None
-                 and np.array_equal(t.client.image, refs[paused - 1])
-                 or np.array_equal(t.client.image, refs[paused - 1]))
-        assert np.array_equal(t.latest(0.1), refs[paused - 1])
+        t.sees(refs[paused - 1])
+    finally:
+        t.close()
+
+
+def test_a_resize_draws_the_frames_at_the_new_size(rt, blit):
+    t = Timeline(rt, blit)
+    try:
+        t.played(6)
+        t.client.timeline("pause")
+        paused = t.timeline(playing=False)["index"]
+        t.shows(paused)
+        t.client.send_event("resize", width=400, height=300)
+        refs, _ = references(blit, paused + 1, size=(400, 300))
+        t.sees(refs[paused])
+        t.client.timeline("step", delta=-1)
+        t.timeline(index=paused - 1)
+        t.sees(refs[paused - 1])
+        assert not t.player.playing
     finally:
         t.close()
 
