@@ -21,13 +21,13 @@ from transport_helpers import frame_index, make_frame, wait_for
 W, H = 96, 64
 
 
-def make_recording(path, frames=30, step=0.05, checkpoint_frames=8):
-    """A recording of make_frame(0..frames-1), step seconds apart."""
+def make_recording(path, frames=30, step=0.05, checkpoint_frames=8, image=make_frame):
+    """A recording of image(0..frames-1, W, H), step seconds apart."""
     enc = FrameEncoder(W, H)
     with Recorder(path, metadata("rec", W, H, title="Recorded"), clock=lambda: 0.0,
                   checkpoint_frames=checkpoint_frames) as recorder:
         for i in range(frames):
-            recorder.frame(bytes(enc.encode(make_frame(i, W, H))), enc.image, t=i * step)
+            recorder.frame(bytes(enc.encode(image(i, W, H))), enc.image, t=i * step)
     return path
 
 
