@@ -101,16 +101,16 @@ def run_case(rt, width, height, blit, cached, rounds):
         if cached:
             image = np.asarray(fig.canvas.buffer_rgba()).copy()
             target = np.empty_like(image)
-            box = source._box
+            scan = source._scan
 
             def figure_side():
                 t_put, t_restore = [], []
                 for i in range(20):
                     t = time.perf_counter()
-                    cache.put(1000 + i, image, box, playhead=1000)
+                    box = cache.put(1000 + i, image, scan, playhead=1000)
                     t_put.append(time.perf_counter() - t)
                     t = time.perf_counter()
-                    cache.restore(1000 + i, target)
+                    cache.restore(1000 + i, target, box)
                     t_restore.append(time.perf_counter() - t)
                 for i in range(20):
                     cache._entries.pop(1000 + i, None)

@@ -274,8 +274,10 @@ def test_cache_stays_bounded_and_evicted_frames_are_drawn_again(rt):
     try:
         t.played(1)
         cache = t.source.cache
-        per_frame = max(cache.nbytes // max(len(cache), 1), 1)
-        cache.max_bytes = 5 * per_frame
+        base = SIZE[0] * SIZE[1] * 4     # the cache's base image, kept raw
+        wait_for(lambda: len(cache) >= 2)
+        per_frame = max((cache.nbytes - base) // len(cache), 1)
+        cache.max_bytes = base + 5 * per_frame
         t.client.timeline("seek", index=0)
         t.state("timeline", lambda s: s["index"] >= 20)
         t.client.timeline("pause")
@@ -304,7 +306,9 @@ def test_evicted_generator_frames_are_unavailable(rt):
         rt.call(lambda: fastfig.animate(anim, block=False))
         t.state("timeline", lambda s: s is not None and s["index"] >= 1)
         cache = fig.canvas._timeline.source.cache
-        cache.max_bytes = 3 * cache.nbytes // max(len(cache), 1)
+        base = SIZE[0] * SIZE[1] * 4
+        wait_for(lambda: len(cache) >= 2)
+        cache.max_bytes = base + 3 * (cache.nbytes - base) // len(cache)
         t.state("timeline", lambda s: s["index"] >= 10)
         t.client.timeline("pause")
         t.state("timeline", lambda s: not s["playing"])

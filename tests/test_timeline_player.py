@@ -1,12 +1,15 @@
 """The timeline Player without a figure or sockets: a fake source, a loop whose clock the
 test moves, and a ready() the test releases (a frame that has not gone out yet). Also
-the protocol's timeline event and state validation."""
+the FrameCache on its own, and the protocol's timeline event and state validation."""
 
 import heapq
 
 import pytest
 
+import numpy as np
+
 from fastfig.errors import ProtocolError
+from fastfig.timeline.cache import FrameCache
 from fastfig.timeline.player import Player
 from fastfig.transport import protocol as P
 
@@ -259,6 +262,77 @@ def test_no_state_message_without_a_change():
     player.set_direction(1)
     player.set_speed(1)
     assert len(states) == n
+
+
+# -- the cache ------------------------------------------------------------------------------
+
+def frames_moving_in_a_box(n, w=200, h=120):
+    """A noisy background with a square that moves inside one region, as a blitting
+    animation draws: frame i differs from frame 0 inside (20..140, 10..90) only."""
+    rng = np.random.default_rng(3)
+    background = rng.integers(0, 256, (h, w, 4), np.uint8)
+    out = []
+    for i in range(n):
+        img = background.copy()
+        img[10 + i % 60:30 + i % 60, 20 + 2 * i % 100:40 + 2 * i % 100] = (i * 40) % 256
+        out.append(img)
+    return out
+
+
+def test_cache_restores_any_frame_over_any_other_byte_for_byte():
+    frames = frames_moving_in_a_box(12)
+    cache = FrameCache()
+    boxes = [cache.put(i, f) for i, f in enumerate(frames)]
+    assert boxes[0] == (0, 0, 0, 0)                 # the base itself
+    assert all(b[2] * b[3] <= 40 * 40 for b in boxes[1:])
+    canvas, shown, prev = frames[11].copy(), boxes[11], 11
+    for i in [3, 0, 7, 7, 11, 1, 5]:
+        box, changed = cache.restore(i, canvas, shown)
+        assert np.array_equal(canvas, frames[i])
+        # Outside what it says changed, the image is the one shown before.
+        mask = np.ones(canvas.shape[:2], bool)
+        x, y, w, h = changed
+        mask[y:y + h, x:x + w] = False
+        assert np.array_equal(canvas[mask], frames[prev][mask])
+        prev, shown = i, box
+    canvas = np.zeros_like(frames[0])
+    box, changed = cache.restore(4, canvas, None)   # over an unknown image: all of it
+    assert changed is None and np.array_equal(canvas, frames[4])
+
+
+def test_cache_scan_box_limits_the_search_and_bounds_hold():
+    frames = frames_moving_in_a_box(30)
+    probe = FrameCache()
+    for i, f in enumerate(frames):
+        probe.put(i, f)
+    base = frames[0].nbytes
+    cache = FrameCache(max_bytes=base + 5 * (probe.nbytes - base) // 30)
+    for i, f in enumerate(frames):
+        cache.put(i, f, scan=(0, 0, 200, 120), playhead=i)
+        assert cache.nbytes <= cache.max_bytes
+    assert cache.evicted > 0 and 29 in cache and 0 not in cache
+    first, last = cache.run(29)
+    assert last == 29 and all(k in cache for k in range(first, 30))
+    assert cache.run(0) is None
+    # The frames farthest from the playhead go first.
+    kept = set(range(first, 30))
+    for i in range(5):
+        cache.put(i, frames[i], playhead=0)
+    gone = {k for k in kept if k not in cache}
+    assert gone and all(k in cache for k in range(5))
+    assert min(gone) > max(kept - gone)
+
+
+def test_cache_of_another_size_starts_over_and_a_zero_bound_keeps_nothing():
+    cache = FrameCache()
+    frames = frames_moving_in_a_box(3)
+    cache.put(0, frames[0])
+    cache.put(1, frames[1])
+    cache.put(2, np.zeros((50, 60, 4), np.uint8))
+    assert len(cache) == 1 and 0 not in cache
+    assert cache.restore(2, np.zeros_like(frames[0])) is None
+    off = FrameCache(max_bytes=0)
+    assert off.put(0, frames[0]) is None and len(off) == 0 and off.nbytes == 0
 
 
 # -- protocol ------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .frameloop import _union, display_box
-from ..timeline.cache import DEFAULT_MAX_BYTES, FrameCache
+from ..timeline.cache import DEFAULT_MAX_BYTES, Box, FrameCache
 from ..timeline.player import MAX_SKIP_AHEAD, Player
 from ..transport import protocol as P
 
@@ -114,7 +114,10 @@ class AnimationSource:
         self._next = 0               # a generator's index of its next item
         self._artists_at: Optional[int] = None   # the frame the artists were drawn for
         self._showing: Optional[int] = None
-        self._box: Optional[tuple[int, int, int, int]] = None   # where frames differ
+        # Where the frame shown differs from the cache's base (None: unknown), and where
+        # the frame being drawn can differ from the one before (None: anywhere).
+        self._box: Optional[Box] = None
+        self._scan: Optional[Box] = None
         self._serial = 0             # one more per show(): a capture of an older one is void
         self.player = Player(self, self._publish, runtime.get().loop,
                              repeat=bool(getattr(anim, "_repeat", True)), ready=self._ready)
@@ -131,17 +134,13 @@ class AnimationSource:
         frames = self.canvas._frames
         if frames is None:
             return False
-        box = self.cache.restore(index, self.canvas._image()) if index in self.cache else None
-        if box is not None:
+        restored = self.cache.restore(index, self.canvas._image(), self._box)
+        if restored is not None:
+            self._box, changed = restored
             self.restores += 1
             self._serial += 1
             self._showing = index
-            # The image changed inside the box kept for this frame and the one where
-            # the frame shown until now differed (the same axes, unless artists moved;
-            # None: that frame was drawn whole).
-            hint = None if self._box is None else _union([box, self._box])
-            self._box = box
-            frames.damaged(hint)
+            frames.damaged(changed)
             return True
         datum = self._datum(index)
         if datum is _MISSING:
@@ -175,7 +174,7 @@ class AnimationSource:
     def _draw(self, index: int, datum: Any) -> None:
         anim = self.anim
         anim._draw_next_frame(datum, anim._blit)
-        self._box = self._blit_box()
+        self._box, self._scan = None, self._blit_box()
         self.draws += 1
         self._serial += 1
         self._showing = self._artists_at = index
@@ -185,13 +184,14 @@ class AnimationSource:
     def _capture(self, index: int, serial: int) -> None:
         """Frame index went out: keep its image, unless another frame was shown since."""
         if serial == self._serial and self.canvas._frames is not None:
-            self.cache.put(index, self.canvas._image(), self._box, playhead=index)
+            self._box = self.cache.put(index, self.canvas._image(), self._scan,
+                                       playhead=index)
             self.player.publish_state()   # the cached range grew
 
-    def _blit_box(self) -> Optional[tuple[int, int, int, int]]:
-        """Where a blitting animation's frames differ: the boxes of the axes of the
-        artists it draws (it restores and blits those only). None (everywhere) when the
-        animation draws the whole figure."""
+    def _blit_box(self) -> Optional[Box]:
+        """Where a blitting animation's frame can differ from the one before: the boxes
+        of the axes of the artists it draws (it restores and blits those only). None
+        (anywhere) when the animation draws the whole figure."""
         anim = self.anim
         artists = anim._drawn_artists if anim._blit else None
         if not artists:
@@ -217,6 +217,7 @@ class AnimationSource:
         etype = event["type"]
         if etype in VIEW_EVENTS or (etype == "toolbar" and event.get("name") in VIEW_TOOLBAR):
             self.cache.clear()
+            self._box = None
             frames = self.canvas._frames
             if frames is not None:
                 frames.when_idle(self._redraw_current)
