@@ -169,6 +169,9 @@ class NotebookFrontend:
                         canvas in self.shown and not self.shown[canvas].display_ids:
                     manager.show()
         for canvas, shown in list(self.shown.items()):
+            # What pages said while the cell ran (a new view's join) is answered before
+            # the cell's reply goes out, not after: its first image comes that much sooner.
+            shown.widget.page_messages.take()
             if id(canvas) in self.this_cell:
                 self._changed(canvas, shown)
                 self._refresh_png(canvas, shown, force=True)
