@@ -67,6 +67,23 @@ def test_a_replay_gives_a_default_client_the_recorded_frames_byte_for_byte(tmp_p
         assert elapsed >= 0.9 * a.duration / 4
 
 
+def test_a_replay_of_the_golden_recording_resizes_as_it_did(tmp_path):
+    """Transparent pixels, a catch-up delta, a resize (a new epoch) replayed exactly."""
+    golden = os.path.join(os.path.dirname(__file__), "fixtures", "recording", "golden.ffrec")
+    with Replay(golden, viewer=False, speed=20) as replay:
+        client = Client(replay.address)
+        again = client.record(tmp_path / "again.ffrec")
+        watch_to_the_end(replay, client)
+        assert client.state["title"] == "golden" and client.state["message"] == "resized"
+        client.close()
+    assert again.closed
+    with open_recording(golden) as a, open_recording(tmp_path / "again.ffrec") as b:
+        recorded = [img.tobytes() for _, img in a]
+        replayed = [img.tobytes() for _, img in b]
+        assert distinct(replayed) == distinct(recorded)
+        assert len({img.shape for _, img in b.frames()}) == 2
+
+
 def test_the_timeline_controls_work_on_a_replay(tmp_path):
     src = make_recording(tmp_path / "src.ffrec", frames=40)
     rec = open_recording(src)
