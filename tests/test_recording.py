@@ -348,3 +348,23 @@ def test_an_animation_exports_to_a_recording_of_its_exact_frames(tmp_path):
         assert list(rec.times) == pytest.approx([i / 25 for i in range(14)])
         assert [img.tobytes() for _, img in rec] == expected
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".part")]
+
+
+def test_fastfig_export_of_a_recording_on_the_command_line(tmp_path):
+    av = pytest.importorskip("av")
+    import subprocess
+    import sys
+
+    def export(*args):
+        return subprocess.run([sys.executable, "-c", "import sys; from fastfig.cli import "
+                               "main; sys.exit(main())", "export", *args, "--quiet"],
+                              capture_output=True, text=True, timeout=60)
+    done = export(str(GOLDEN), str(tmp_path / "out.webm"), "--fps", "5")
+    assert done.returncode == 0, done.stderr
+    with av.open(str(tmp_path / "out.webm")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == len(EXPECTED["frames"])
+    refused = export(str(GOLDEN), str(tmp_path / "again.ffrec"))
+    assert refused.returncode == 2 and "is a recording already" in refused.stderr
+    (tmp_path / "bad.ffrec").write_bytes(b"nothing")
+    refused = export(str(tmp_path / "bad.ffrec"), str(tmp_path / "out.mp4"))
+    assert refused.returncode == 2 and "not a fastfig recording" in refused.stderr
