@@ -399,8 +399,9 @@ class Client:
         close it, or use it in a with-block, to write the index."""
         from ..recording.recorder import for_client
         recorder = for_client(self, path, **options)
-        self._recorders.append(recorder)
-        recorder.on_close(lambda: self._recorders.remove(recorder))
+        recorders = self._recorders     # (not self: a recorder keeps no client alive)
+        recorders.append(recorder)
+        recorder.on_close(lambda: recorders.remove(recorder))
         return recorder
 
     def resync(self) -> None:
