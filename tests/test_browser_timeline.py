@@ -261,6 +261,10 @@ SHOW_AND_WAIT = textwrap.dedent("""
     plt.show()
     print("show returned", flush=True)
     sys.stdin.readline()
+    plt.figure(figsize=(4, 2), dpi=100)   # figure 1 again, as pyplot numbers it
+    plt.plot([2, 1])
+    plt.show()
+    print("second show returned", flush=True)
 """)
 
 
@@ -288,8 +292,14 @@ def test_close_button_closes_the_figure_and_a_blocking_show_returns(tmp_path, pa
         wait_line("show returned")
         wait_viewer(page, "1", "v.figureClosed && !v.veil.hidden")
         assert viewer_value(page, "1", "v.veil.textContent") == "figure closed"
-        assert page.locator('section[data-figure="1"] [data-tool="close"]').is_disabled()
-        proc.stdin.close()
+        close = page.locator('section[data-figure="1"] [data-tool="close"]')
+        assert close.is_disabled()
+        # the script goes on: its next figure (also "1") shows in the same page
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        wait_viewer(page, "1", "!v.figureClosed && v.canvas.width === 400 && v.veil.hidden")
+        close.click()
+        wait_line("second show returned")
         assert proc.wait(timeout=30) == 0
         assert "Traceback" not in proc.stderr.read()
     finally:

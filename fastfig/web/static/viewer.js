@@ -297,6 +297,9 @@ export class FigureViewer {
       case "figures": {
         const info = (msg.figures || []).find((f) => f.id === this.id);
         if (info) this._setInfo(info);
+        // Listed again after it closed: a new figure under the same id (pyplot numbers
+        // the next figure 1 again when a script goes on after a blocking show()).
+        if (info && this.figureClosed) this._reopen();
         break;
       }
       case "status":
@@ -306,8 +309,7 @@ export class FigureViewer {
         this.figureClosed = true;
         this._status("figure closed", true);
         this.timeline.update(null);
-        for (const [name] of TOOLS) this.buttons[name].disabled = true;
-        this.buttons.close.disabled = true;
+        this._enableTools(false);
         break;
       case "stats":
         this.stats.server = msg.server;
@@ -318,6 +320,21 @@ export class FigureViewer {
       default:
         break;
     }
+  }
+
+  _enableTools(on) {
+    for (const [name] of TOOLS) this.buttons[name].disabled = !on;
+    this.buttons.close.disabled = !on;
+  }
+
+  /** Watch the figure anew: a new connection, a new state, a new first keyframe. */
+  _reopen() {
+    this.figureClosed = false;
+    this._enableTools(true);
+    this.state = {};
+    const old = this.ws;
+    this.connect();
+    if (old) old.close();
   }
 
   _setInfo(info) {
