@@ -170,7 +170,10 @@ class Figure {
         break;
       case "closed":
         this.closed = true;
-        this.views.forEach((v) => v.status("figure closed", true));
+        this.views.forEach((v) => {
+          v.status("figure closed", true);
+          v.timeline.update(null);
+        });
         break;
       default:
         break;
