@@ -215,8 +215,9 @@ def _read_record(fd: int, offset: int, size: int) -> _Record:
     if offset + RECORD.size + length > size:
         have = size - offset - RECORD.size
         name = KIND_NAMES.get(kind, f"kind {kind}")
-        raise _Bad("truncated", f"the file ends inside a {name} record ({have} of "
-                   f"{length} bytes)")
+        article = "an" if name[0] in "aeiou" else "a"
+        raise _Bad("truncated", f"the file ends inside {article} {name} record ({have} "
+                   f"of {length} bytes)")
     payload = os.pread(fd, length, offset + RECORD.size)
     if _crc(head, payload) != crc:
         raise _Bad("corrupt", f"CRC mismatch in the record at byte {offset}")
