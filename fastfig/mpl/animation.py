@@ -17,7 +17,6 @@ images stale: they are dropped and the current frame is drawn again.
 from __future__ import annotations
 
 import collections.abc
-import logging
 from typing import Any, Optional
 
 import numpy as np
@@ -26,8 +25,6 @@ from .frameloop import _union, display_box
 from ..timeline.cache import DEFAULT_MAX_BYTES, Box, FrameCache
 from ..timeline.player import MAX_SKIP_AHEAD, Player
 from ..transport import protocol as P
-
-log = logging.getLogger("fastfig.animation")
 
 #: Input events after which cached images may not show the figure as it is drawn now.
 VIEW_EVENTS = frozenset({"resize", "button_release", "scroll", "key_press"})
@@ -115,9 +112,11 @@ class AnimationSource:
         self._artists_at: Optional[int] = None   # the frame the artists were drawn for
         self._showing: Optional[int] = None
         # Where the frame shown differs from the cache's base (None: unknown), and where
-        # the frame being drawn can differ from the one before (None: anywhere).
+        # any frame drawn since the cache was cleared can differ from it: the union of
+        # a blitting animation's boxes (None: anywhere, once a frame was drawn whole).
         self._box: Optional[Box] = None
         self._scan: Optional[Box] = None
+        self._scan_whole = False
         self._serial = 0             # one more per show(): a capture of an older one is void
         self.player = Player(self, self._publish, runtime.get().loop,
                              repeat=bool(getattr(anim, "_repeat", True)), ready=self._ready)
@@ -174,7 +173,12 @@ class AnimationSource:
     def _draw(self, index: int, datum: Any) -> None:
         anim = self.anim
         anim._draw_next_frame(datum, anim._blit)
-        self._box, self._scan = None, self._blit_box()
+        self._box = None
+        blit_box = self._blit_box()
+        if blit_box is None or self._scan_whole:
+            self._scan, self._scan_whole = None, True
+        else:
+            self._scan = blit_box if self._scan is None else _union([self._scan, blit_box])
         self.draws += 1
         self._serial += 1
         self._showing = self._artists_at = index
@@ -217,7 +221,8 @@ class AnimationSource:
         etype = event["type"]
         if etype in VIEW_EVENTS or (etype == "toolbar" and event.get("name") in VIEW_TOOLBAR):
             self.cache.clear()
-            self._box = None
+            self._box = self._scan = None
+            self._scan_whole = False
             frames = self.canvas._frames
             if frames is not None:
                 frames.when_idle(self._redraw_current)
