@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import statistics
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Sequence
 
@@ -150,7 +151,11 @@ class Client:
         if info is not None:
             self._check_encodings(info)
         self._frame_header = P.frame_header(self.figure)
-        self._inbox = Inbox(self.figure, self._request, self._decoder.decode,
+        # The inbox calls back through a weak reference: a Client dropped without close()
+        # then goes at once, by reference counting, and closes its sockets (__del__). In a
+        # reference cycle the garbage collector may finalize the zmq context before its
+        # socket, and the context's term() then waits for that socket for ever.
+        self._inbox = Inbox(self.figure, _weak_method(self._request), self._decoder.decode,
                             credit=self.credit)
         self._inbox.join()
 
@@ -448,6 +453,14 @@ class Client:
         self._ctx = None
         return errors
 
+    def __del__(self) -> None:
+        # Dropped without close(): release the sockets (no bye: the server times the
+        # client out), before the zmq objects' own finalizers warn and do it.
+        try:
+            self._close_sockets()
+        except Exception:
+            pass
+
     def __enter__(self) -> "Client":
         return self
 
@@ -484,3 +497,13 @@ class _Stats:
                 "keyframes": inbox.keyframes, "gaps": inbox.gaps, "stale": inbox.stale,
                 "resyncs": inbox.resyncs, "restarts": self.restarts,
                 "errors": self.errors + inbox.errors, "elapsed": elapsed}
+
+
+def _weak_method(method: Any) -> Any:
+    """Call method through a weak reference to its object (False once it is gone)."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        bound = ref()
+        return False if bound is None else bound(*args, **kwargs)
+    return call
