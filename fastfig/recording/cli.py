@@ -2,6 +2,7 @@
 
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -104,6 +105,10 @@ def cmd_record(args):
         client = Client(args.address, args.figure, timeout=args.timeout)
     except ServerError as e:
         raise UsageError(f"argument --figure: {e}") from None
+    except KeyboardInterrupt:
+        print("fastfig record: interrupted before the server answered; nothing recorded",
+              file=sys.stderr)
+        return 130
     stop = threading.Event()
     # Ctrl-C and SIGTERM end the loop between frames: the last record is whole and the
     # index is written (a KeyboardInterrupt inside a write could cut a record).
