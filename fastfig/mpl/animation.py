@@ -190,7 +190,9 @@ class AnimationSource:
         if serial == self._serial and self.canvas._frames is not None:
             self._box = self.cache.put(index, self.canvas._image(), self._scan,
                                        playhead=index)
-            self.player.publish_state()   # the cached range grew
+            if not self.player.playing:
+                self.player.publish_state()   # the cached range grew (while playing,
+                                              # the next frame's state carries it)
 
     def _blit_box(self) -> Optional[Box]:
         """Where a blitting animation's frame can differ from the one before: the boxes
