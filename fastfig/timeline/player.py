@@ -108,7 +108,8 @@ class Player:
         cached = self.source.cached()
         return {"index": self.index, "length": self.source.length,
                 "playing": self.playing, "direction": self.direction,
-                "speed": self.speed, "interval": self.source.interval * 1000,
+                "speed": self.speed,
+                "interval": min(self.source.interval * 1000, P.MAX_INTERVAL_MS),
                 "cached": None if cached is None else [cached[0], cached[1]]}
 
     def publish_state(self) -> None:
