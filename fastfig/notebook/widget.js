@@ -27,9 +27,10 @@ function moduleUrl(name) {
   return urls.get(name);
 }
 const [{ parsePacket, decodeFrame, checkFollows, FrameImage, FrameGap }, { bindInput, TOOLS },
-       { DisplayCanvas, drawRubberband }, { TimelineBar }] =
+       { DisplayCanvas, drawRubberband }, { TimelineBar }, { el }] =
   await Promise.all([import(moduleUrl("packet.js")), import(moduleUrl("events.js")),
-                     import(moduleUrl("display.js")), import(moduleUrl("timeline.js"))]);
+                     import(moduleUrl("display.js")), import(moduleUrl("timeline.js")),
+                     import(moduleUrl("dom.js"))]);
 
 const NOT_AGAIN = { apply() {} };
 /** The viewer's DisplayCanvas over an image that every view of the model shares: the
@@ -72,14 +73,6 @@ const CREDIT_FRAMES = 3;
 // Kernel states in which nothing will answer this figure any more.
 const GONE = { dead: "kernel died", restarting: "kernel restarted", autorestarting: "kernel restarted" };
 const figures = new Map();   // uid -> Figure: initialize and render get different model facades
-
-function el(tag, cls, parent, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  if (parent) parent.appendChild(e);
-  return e;
-}
 
 function fromBase64(text) {
   const bin = atob(text);

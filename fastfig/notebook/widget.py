@@ -34,7 +34,7 @@ _STATIC = _HERE.parent / "web" / "static"
 STATE_DELAY = 0.05
 TRAIT_EVERY = 1.0
 #: The viewer's modules the widget imports, shipped inside its one ES module.
-SHARED_MODULES = ("packet.js", "events.js", "display.js", "timeline.js")
+SHARED_MODULES = ("packet.js", "events.js", "display.js", "timeline.js", "dom.js")
 
 
 _IMPORT = re.compile(r"""(?:\bfrom\s*|\bimport\s*)(["'])\./([\w.-]+\.js)\1""")

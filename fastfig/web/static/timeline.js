@@ -7,17 +7,11 @@
 // The bar is hidden until the figure's state has a "timeline" field; a figure without an
 // animation never sends one.
 
+import { el } from "./dom.js";
+
 export const SPEEDS = [0.25, 0.5, 1, 2, 4];
 // How long a seek may go unanswered before the next one is sent anyway (ms).
 const SEEK_PATIENCE_MS = 1000;
-
-function el(tag, cls, parent, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  if (parent) parent.appendChild(e);
-  return e;
-}
 
 export class TimelineBar {
   /**

@@ -3,19 +3,12 @@
 
 import { parsePacket, decodeFrame, FrameGap } from "./packet.js";
 import { DisplayCanvas, drawRubberband } from "./display.js";
+import { el } from "./dom.js";
 import { bindInput, TOOLS } from "./events.js";
 import { Stats } from "./stats.js";
 import { TimelineBar } from "./timeline.js";
 
 const RETRY_MS = [250, 500, 1000, 2000, 3000];
-
-function el(tag, cls, parent, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  if (parent) parent.appendChild(e);
-  return e;
-}
 
 export class FigureViewer {
   /**
