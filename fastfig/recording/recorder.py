@@ -22,7 +22,8 @@ import numpy as np
 from .. import __version__
 from ..codec.encoder import FrameEncoder
 from ..codec.packet import VERSION_MAJOR, VERSION_MINOR, peek
-from .format import FORMAT_MAJOR, FORMAT_MINOR, RecordingWriter
+from .format import FORMAT_MAJOR, FORMAT_MINOR
+from .writer import RecordingWriter
 
 #: Checkpoint spacing. At 1920x1080 (bench/bench_recording.py) a checkpoint of line1
 #: costs a ~10 ms keyframe encode, and a seek a ~10 ms keyframe decode plus ~0.6 ms per
