@@ -192,6 +192,8 @@ export class TimelineBar {
     const length = this.state && Number.isInteger(this.state.length) ? this.state.length : null;
     this.rangeEl.value = String(index);
     this.indexEl.textContent = length === null ? `${index}` : `${index} / ${length}`;
+    this.rangeEl.setAttribute("aria-valuetext", length === null ? `frame ${index}`
+      : `frame ${index} of ${length}`);
   }
 
   destroy() {

@@ -63,35 +63,26 @@ export class FigureViewer {
     this.connEl = el("span", "ff-conn", head, "connecting…");
     const bar = this.toolbar = el("nav", "ff-toolbar", root);
     this.buttons = {};
-    for (const [name, glyph, tip] of TOOLS) {
-      const b = el("button", "ff-tool", bar, glyph);
+    const tool = (name, glyph, tip, onclick, cls = "") => {
+      const b = this.buttons[name] = el("button", `ff-tool${cls}`, bar, glyph);
       b.type = "button";
       b.title = tip;
+      b.setAttribute("aria-label", tip);
       b.dataset.tool = name;
-      b.addEventListener("click", () => this.sendEvent({ type: "toolbar", name }));
-      this.buttons[name] = b;
+      b.addEventListener("click", onclick);
+    };
+    for (const [name, glyph, tip] of TOOLS) {
+      tool(name, glyph, tip, () => this.sendEvent({ type: "toolbar", name }));
     }
     el("span", "ff-sep", bar);
     this.formatEl = el("select", "ff-format", bar);
     this.formatEl.title = "Download format";
-    const dl = this.buttons.download = el("button", "ff-tool", bar, "⤓");
-    dl.type = "button";
-    dl.title = "Download the figure";
-    dl.dataset.tool = "download";
-    dl.addEventListener("click", () => this.download(this.formatEl.value));
-    const st = this.buttons.stats = el("button", "ff-tool ff-stats-toggle", bar, "fps");
-    st.type = "button";
-    st.title = "Show live stats";
-    st.dataset.tool = "stats";
-    st.addEventListener("click", () => this.toggleStats());
+    tool("download", "⤓", "Download the figure", () => this.download(this.formatEl.value));
+    tool("stats", "fps", "Show live stats", () => this.toggleStats(), " ff-stats-toggle");
     // Closes the figure on the server, as closing its window would (a blocking show()
     // returns once all its figures are closed).
-    const close = this.buttons.close = el("button", "ff-tool ff-close", bar, "✕");
-    close.type = "button";
-    close.title = "Close the figure";
-    close.setAttribute("aria-label", "Close the figure");
-    close.dataset.tool = "close";
-    close.addEventListener("click", () => this.sendEvent({ type: "toolbar", name: "close" }));
+    tool("close", "✕", "Close the figure",
+         () => this.sendEvent({ type: "toolbar", name: "close" }), " ff-close");
     this._setFormats(["png"]);
 
     const stage = this.stage = el("div", "ff-stage", root);
