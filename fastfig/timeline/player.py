@@ -124,7 +124,7 @@ class Player:
     # -- actions ------------------------------------------------------------------------
 
     def start(self, playing: bool = True, index: int = 0) -> None:
-        """Show the first frame (once ready) and play from it if playing."""
+        """Show frame index now, then play on from it if playing."""
         self.playing = playing
         self._go(index, keep_playing=True)
 
