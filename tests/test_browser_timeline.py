@@ -1,11 +1,12 @@
 """The timeline bar and the close button of the viewer, in a real headless Chromium.
 
 The bar against a figure whose timeline state the test sets itself (what the page sends
-for each control, keys only while the bar has the focus, one seek per display frame while
-scrubbing); then end to end, against a matplotlib FuncAnimation served by the fastfig
-backend: pause stops the canvas, a step back shows the previous frame's pixels exactly
-(compared with a plain Agg render of that frame), the scrubber seeks. A figure without an
-animation has no bar; the close button closes the figure, and a blocking show() returns.
+for each control, keys only while the bar has the focus, while scrubbing at most one seek
+per display frame and one at a time, the newest); then end to end, against a matplotlib
+FuncAnimation served by the fastfig backend: pause stops the canvas, a step back shows the
+previous frame's pixels exactly (compared with a plain Agg render of that frame), the
+scrubber seeks. A figure without an animation has no bar; the close button closes the
+figure, a blocking show() returns, and the script's next figure shows in the same page.
 """
 
 import json
@@ -18,7 +19,6 @@ import threading
 
 import numpy as np
 import pytest
-
 from matplotlib.animation import FuncAnimation
 
 import fastfig
