@@ -41,9 +41,10 @@ export class TimelineBar {
       b.addEventListener("click", () => this[action]());
       return b;
     };
-    this.stepBackButton = button("⏮", "Previous frame (←)", "stepBack");
+    // (glyphs from Geometric Shapes and Arrows, which every system font has)
+    this.stepBackButton = button("|◀", "Previous frame (←)", "stepBack");
     this.playButton = button("▶", "Play (space)", "togglePlay");
-    this.stepForwardButton = button("⏭", "Next frame (→)", "stepForward");
+    this.stepForwardButton = button("▶|", "Next frame (→)", "stepForward");
     this.reverseButton = button("⇄", "Play in reverse", "toggleDirection");
     this.reverseButton.setAttribute("aria-pressed", "false");
 
@@ -156,7 +157,7 @@ export class TimelineBar {
     this.root.hidden = !state;
     if (!state) return;
     const playing = !!state.playing;
-    this.playButton.textContent = playing ? "⏸" : "▶";
+    this.playButton.textContent = playing ? "▮▮" : "▶";
     const label = playing ? "Pause (space)" : "Play (space)";
     this.playButton.title = label;
     this.playButton.setAttribute("aria-label", label);
