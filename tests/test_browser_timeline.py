@@ -388,10 +388,13 @@ def test_pause_step_back_and_scrub_show_the_animations_frames(rt, page):  # noqa
             assert viewer_value(page, a.id, "v.timeline.indexEl.textContent") == f"{index} / {N}"
         assert not viewer_value(page, a.id, "v.state.timeline.playing")
 
-        # play again: the canvas moves on
+        # play again: the canvas moves on; a seek while playing plays on from there
         a.button("togglePlay").click()
         a.timeline("t.playing")
         seq = viewer_value(page, a.id, "v.display.paintedSeq")
         wait_viewer(page, a.id, f"v.display.paintedSeq !== {seq}")
+        far = 5 if viewer_value(page, a.id, "v.state.timeline.index") > N // 2 else N // 2
+        range_.fill(str(far))
+        a.timeline(f"t.playing && t.index >= {far} && t.index < {far} + 10")
     finally:
         a.close()

@@ -182,11 +182,19 @@ export class TimelineBar {
         this.cachedEl.style.width = `${(100 * (cached[1] - cached[0] + 1)) / span}%`;
       }
     }
-    if (this.inFlight !== null && state.index === this.inFlight) this._answered();
+    if (this.inFlight !== null && this._answers(state)) this._answered();
     // While the user scrubs, the thumb and the number follow the pointer, not the echo.
     if (!this.scrubbing && this.pendingSeek === null && this.inFlight === null) {
       this._showIndex(state.index);
     }
+  }
+
+  /** Whether state shows the seek in flight done. */
+  _answers(state) {
+    if (state.index === this.inFlight) return true;
+    // Playing, the figure may have moved past it before its state went out.
+    const ahead = (state.index - this.inFlight) * (state.direction === -1 ? -1 : 1);
+    return !!state.playing && ahead > 0 && ahead <= 2;
   }
 
   _showIndex(index) {
