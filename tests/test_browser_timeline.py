@@ -322,6 +322,8 @@ class Animated:
         self.stream = rt.call(lambda: fastfig.show(fig, block=False))
         rt.call(lambda: fastfig.animate(self.anim, block=False))
         self.id = self.stream.id
+        self.events = []
+        self.stream.on_event(self.events.append)
         self.refs = REFERENCES[True][0]
         page.goto(rt.ensure_bridge().figure_url(self.id) + "&fit=0")
         wait_viewer(page, self.id, "v.painted > 0 && v.timeline.shown && v.state.timeline.playing")
@@ -396,5 +398,6 @@ def test_pause_step_back_and_scrub_show_the_animations_frames(rt, page):  # noqa
         far = 5 if viewer_value(page, a.id, "v.state.timeline.index") > N // 2 else N // 2
         range_.fill(str(far))
         a.timeline(f"t.playing && t.index >= {far} && t.index < {far} + 10")
+        assert {"type": "timeline", "action": "seek", "index": far} in map(strip, a.events)
     finally:
         a.close()
