@@ -355,12 +355,33 @@ class Animated:
         self.rt.call(lambda: fastfig.close(self.fig))
 
 
+#: Every display frame, the timeline's index and cached range as the page has them.
+RECORD_TIMELINE = """
+window.__timelines = [];
+(function tick() {
+  const v = window.fastfig && [...window.fastfig.viewers.values()][0];
+  const t = v && v.state.timeline;
+  if (t) window.__timelines.push([t.index, t.cached]);
+  requestAnimationFrame(tick);
+})();
+"""
+
+
 def test_pause_step_back_and_scrub_show_the_animations_frames(rt, page):  # noqa: F811
+    page.add_init_script(RECORD_TIMELINE)
     a = Animated(rt, page)
     try:
-        # playing: the canvas changes
+        # playing: the canvas changes, the frames seen are shaded as cached
         seq = viewer_value(page, a.id, "v.display.paintedSeq")
         wait_viewer(page, a.id, f"v.display.paintedSeq !== {seq}")
+        a.timeline("t.playing && t.cached && t.cached[0] === 0 && t.cached[1] >= 3")
+        assert viewer_value(page, a.id, "!v.timeline.cachedEl.hidden")
+        # ... from the first time through, every frame drawn adding to the run
+        a.timeline("t.index < 10 && t.cached[1] === {}".format(N - 1))   # wrapped around
+        seen = page.evaluate("window.__timelines")
+        first = seen[:next(i for i in range(1, len(seen)) if seen[i][0] < seen[i - 1][0])]
+        assert len(first) > 10 and all(c is not None and c[0] == 0 and c[1] >= i - 1
+                                       for i, c in first if i > 0), first
         a.button("togglePlay").click()
         paused = a.timeline("!t.playing")["index"]
         a.shows(paused)

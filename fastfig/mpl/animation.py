@@ -127,7 +127,12 @@ class AnimationSource:
     # -- Source ---------------------------------------------------------------------------
 
     def cached(self) -> Optional[tuple[int, int]]:
-        return None if self._showing is None else self.cache.run(self._showing)
+        if self._showing is None:
+            return None
+        # A frame just drawn is kept once it went out: until then (its state goes before
+        # it), the run it extends, behind it whichever way it plays.
+        i = self._showing
+        return self.cache.run(i) or self.cache.run(i - 1) or self.cache.run(i + 1)
 
     def show(self, index: int) -> bool:
         frames = self.canvas._frames
