@@ -49,6 +49,20 @@ READ_CANVAS = """(id) => {
 }"""
 
 
+def served_viewer():
+    """A Server in its thread with the browser Bridge in front, for a pytest fixture to
+    yield from: (server, bridge), both closed when the fixture ends."""
+    from fastfig import Server
+    from fastfig.web.bridge import Bridge
+    server = Server.run_in_thread()
+    bridge = Bridge.start_in(server)
+    try:
+        yield server, bridge
+    finally:
+        bridge.close()
+        server.close()
+
+
 def checked_page(browser, width, height, timeout=10000, **options):
     """A page for a pytest fixture to yield from: device pixel ratio 1, and any script
     error in it fails the test when the fixture ends."""

@@ -17,9 +17,9 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from browser_helpers import canvas_rgba, checked_page, missing, viewer_value, wait_viewer
-from fastfig import Encoding, Server
-from fastfig.web.bridge import Bridge
+from browser_helpers import (canvas_rgba, checked_page, missing, served_viewer, viewer_value,
+                             wait_viewer)
+from fastfig import Encoding
 from fastfig.scenarios import make
 from transport_helpers import HERE, free_port, make_frame
 
@@ -34,11 +34,7 @@ def page(browser):
 
 @pytest.fixture
 def served():
-    server = Server.run_in_thread()
-    bridge = Bridge.start_in(server)
-    yield server, bridge
-    bridge.close()
-    server.close()
+    yield from served_viewer()
 
 
 def transparent_figure(width, height):

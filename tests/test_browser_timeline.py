@@ -23,9 +23,8 @@ from matplotlib.animation import FuncAnimation
 
 import fastfig
 from backend_helpers import lines_figure, rt, wait_for  # noqa: F401 (rt is a fixture)
-from browser_helpers import canvas_rgba, checked_page, missing, viewer_value, wait_viewer
-from fastfig import Server
-from fastfig.web.bridge import Bridge
+from browser_helpers import (canvas_rgba, checked_page, missing, served_viewer, viewer_value,
+                             wait_viewer)
 from test_timeline import N, REFERENCES, SIZE, update_for
 
 REASON = missing()
@@ -41,11 +40,7 @@ def page(browser):
 
 @pytest.fixture
 def served():
-    server = Server.run_in_thread()
-    bridge = Bridge.start_in(server)
-    yield server, bridge
-    bridge.close()
-    server.close()
+    yield from served_viewer()
 
 
 def timeline_state(**fields):
