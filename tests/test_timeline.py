@@ -164,6 +164,43 @@ def test_play_pause_step_and_seek(rt, blit):
         t.close()
 
 
+def test_the_animations_own_pause_and_stop_still_work(rt, blit):
+    """Animation.pause()/resume() and event_source.stop()/start() after the timeline
+    took the animation over: they pause and play it; a pause from the timeline bar is
+    not undone by the timer starting again (a blitting animation restarts it after a
+    resize)."""
+    t = Timeline(rt, blit)
+    try:
+        t.played(4)
+        t.call(t.anim.pause)
+        paused = t.timeline(playing=False)["index"]
+        t.shows(paused)
+        before = t.counts()
+        assert t.client.next_frame(timeout=0.5) is None, "a frame after Animation.pause()"
+        assert t.counts() == before
+
+        t.call(t.anim.resume)
+        t.timeline(playing=True)
+        assert [i for i in t.played(4) if i >= 0], "no frame after Animation.resume()"
+
+        t.call(t.anim.event_source.stop)
+        t.timeline(playing=False)
+        t.call(t.anim.event_source.start)
+        t.timeline(playing=True)
+        t.played(2)
+
+        t.client.timeline("pause")                   # the viewer's pause ...
+        paused = t.timeline(playing=False)["index"]
+        t.call(t.anim.event_source.stop)
+        t.call(t.anim.event_source.start)            # ... outlasts the timer's restart
+        t.shows(paused)
+        assert not t.player.playing
+        t.client.timeline("play")
+        t.timeline(playing=True)
+    finally:
+        t.close()
+
+
 def test_a_view_change_drops_the_cached_frames(rt, blit):
     """Panning while paused: the current frame is drawn again in the new view, and a
     step back draws its frame in that view, not the cached image of the old one."""

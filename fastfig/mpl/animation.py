@@ -12,6 +12,9 @@ Agg buffer and marks the frame loop damaged, so what frontends see and the canva
 never disagree, and the animation's next blit restores its background over the right
 pixels. A view change (resize, toolbar, a click, a scroll, a key) makes the cached
 images stale: they are dropped and the current frame is drawn again.
+
+The animation's own timer stays the switch users know: once taken over, its stop() and
+start() (Animation.pause() and resume(), event_source.stop()) pause and play the Player.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ def take_over(canvas: Any, timer: Any) -> bool:
         source = AnimationSource(canvas, anim)
         canvas._timeline = source.player
         source.player.start(playing=True)
+    timer.timeline = canvas._timeline.source   # its start and stop now play and pause
     return True
 
 
@@ -118,6 +122,7 @@ class AnimationSource:
         self._scan: Optional[Box] = None
         self._scan_whole = False
         self._serial = 0             # one more per show(): a capture of an older one is void
+        self._timer_paused = False   # paused by the animation's timer, not by a viewer
         self.player = Player(self, self._publish, runtime.get().loop,
                              repeat=bool(getattr(anim, "_repeat", True)), ready=self._ready)
         stream = canvas._stream
@@ -151,6 +156,22 @@ class AnimationSource:
             return False
         self._draw(index, datum)
         return True
+
+    # -- the animation's own timer ------------------------------------------------------------
+
+    def timer_stopped(self) -> None:
+        """The animation's timer was stopped (Animation.pause(), event_source.stop(), a
+        blitting animation around a resize): pause, to play again when it starts."""
+        if self.player.playing and not self.player.closed:
+            self._timer_paused = True
+            self.player.pause()
+
+    def timer_started(self) -> None:
+        """The timer started again: play on if it was the timer that paused (a pause
+        from a viewer's timeline bar stays until a viewer plays)."""
+        if self._timer_paused and not self.player.closed:
+            self._timer_paused = False
+            self.player.play()
 
     # -- drawing ---------------------------------------------------------------------------
 

@@ -40,16 +40,27 @@ class TimerAsyncio(TimerBase):
         self._due = None
         self._generation = 0
         self._canvas_ref = None
+        # Once a timeline plays this timer's animation (animation.take_over), start and
+        # stop play and pause it: Animation.pause()/resume(), event_source.stop() and a
+        # blitting animation's stop/start around a resize keep meaning what they say.
+        self.timeline = None
         super().__init__(*args, **kwargs)
 
     def _timer_start(self):
-        self._timer_stop()
-        generation = self._generation
+        self._cancel()
         rt = runtime.get()
         rt.ensure_loop()
-        rt.call_soon(self._arm, generation, True)
+        if self.timeline is not None:
+            rt.call_soon(self.timeline.timer_started)
+            return
+        rt.call_soon(self._arm, self._generation, True)
 
     def _timer_stop(self):
+        self._cancel()
+        if self.timeline is not None:
+            runtime.get().call_soon(self.timeline.timer_stopped)
+
+    def _cancel(self):
         self._generation += 1
         handle, self._handle = self._handle, None
         if handle is not None:
