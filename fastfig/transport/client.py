@@ -128,11 +128,16 @@ class Client:
     def _handshake(self, figure: Optional[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while self.server_id is None:
-            self._hello()
-            self._wait(min(deadline, time.monotonic() + 0.5), lambda: self.server_id)
-            if time.monotonic() >= deadline and self.server_id is None:
+            now = time.monotonic()
+            if now >= deadline:
                 raise TimeoutError(f"no answer from a fastfig server at {self.address} "
                                    f"within {timeout} s")
+            if self._hello():
+                self._wait(min(deadline, now + 0.5), lambda: self.server_id)
+            else:
+                # Not connected yet (IMMEDIATE refuses the send): say hello the moment
+                # the connection is up, not at the next retry half a second later.
+                self._dealer.poll(int(1000 * min(deadline - now, 0.5)) + 1, zmq.POLLOUT)
 
         def present() -> bool:
             if figure is None:
@@ -174,9 +179,9 @@ class Client:
                               f"{sorted(str(w) for w in wanted - self.accept)} this client "
                               "does not accept", "encoding")
 
-    def _hello(self) -> None:
+    def _hello(self) -> bool:
         self._last_hello = time.monotonic()
-        self._request(P.HELLO, client=self.name,
+        return self._request(P.HELLO, client=self.name,
                       accept=sorted(e.name.lower() for e in self.accept))
 
     def _request(self, type_: str, **fields: Any) -> bool:
