@@ -14,7 +14,7 @@ For each backend and figure size, a fresh notebook (own kernel) runs:
 - **first image**: a cell that makes the figure and calls plt.show(); the time from the
   cell finishing (its prompt gets its number) to the figure's canvas first showing
   pixels, both seen from the page's requestAnimationFrame loop.
-- **visible frames/s**: a FuncAnimation (interval=1 ms, blit=True: the same code for
+- **visible frames/s**: a FuncAnimation (interval=1 ms by default, --interval; blit=True: the same code for
   both; ipympl cannot blit and redraws fully) moving a sine line; once per display frame
   (rAF) the page reads one row of pixels across the middle of the figure's canvas and
   counts the frames in which it changed, over --seconds after a warm-up.
@@ -50,7 +50,7 @@ x = np.linspace(0, 4 * np.pi, 1000)
 plt.show()"""
 ANIMATE = """from matplotlib.animation import FuncAnimation
 anim = FuncAnimation(fig, lambda i: line.set_ydata(np.sin(x + i / 10)) or [line],
-                     interval=1, blit=True, cache_frame_data=False)
+                     interval={interval}, blit=True, cache_frame_data=False)
 fig.canvas.draw_idle()   # an animation starts at the figure's next draw (already drawn)"""
 LOOP = """import time
 line.set_animated(False)   # FuncAnimation(blit=True) left it out of full draws
@@ -97,9 +97,10 @@ SAMPLER = """(selector) => {
 }"""
 
 
-def measure(page, lab, backend, w, h, seconds):
+def measure(page, lab, backend, w, h, seconds, interval=1):
     name = f"bench-{backend}-{w}x{h}-{time.monotonic_ns()}.ipynb"
-    lab.write_notebook(name, [MAGIC[backend], FIGURE.format(w=w, h=h), ANIMATE, LOOP])
+    lab.write_notebook(name, [MAGIC[backend], FIGURE.format(w=w, h=h),
+                                    ANIMATE.format(interval=interval), LOOP])
     nh.open_notebook(page, lab, name)
     page.evaluate("() => { const app = window.jupyterapp;"
                   " if (!app.shell.leftCollapsed) app.commands.execute('application:toggle-left-area'); }")
@@ -175,6 +176,9 @@ def summarize(results, sizes, backends):
             if "fastfig" in by and "ipympl" in by and by["ipympl"]["visible_fps"] > 0:
                 ratios.append(by["fastfig"]["visible_fps"] / by["ipympl"]["visible_fps"])
         summary["ratio", size] = median(ratios)
+    summary["stalls"] = {(r["backend"], r["size"]): 0 for r in results}
+    for r in results:
+        summary["stalls"][r["backend"], r["size"]] += r.get("stalls", 0)
     return summary
 
 
@@ -201,6 +205,10 @@ def table(summary, sizes, loads):
                  + " / ".join(cell("fastfig", s, "running_cell_images", "{:.0f}") for s in sizes)
                  + " | " + " / ".join(cell("ipympl", s, "running_cell_images", "{:.0f}") for s in sizes)
                  + " | | >= 20 |")
+    stalls = summary.get("stalls", {})
+    if any(stalls.values()):
+        lines.append("\nAnimations that never moved and were measured again: " + ", ".join(
+            f"{b} {size} {n}" for (b, size), n in sorted(stalls.items()) if n) + ".")
     lo, hi = min(loads), max(loads)
     lines.append(f"\nLoad average (1 min) during the run: {lo:.1f}-{hi:.1f}, "
                  f"median {median(loads):.1f}.")
@@ -251,6 +259,15 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--backends", default="fastfig,ipympl")
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--interval", type=int, default=1,
+                    help="the FuncAnimation's interval in ms (default 1: as fast as each "
+                         "backend goes)")
+    ap.add_argument("--retry-stalled", type=int, default=2, metavar="N",
+                    help="measure a backend again, up to N times, when its animation never "
+                         "moved (ipympl under JupyterLab 4.6 and ipykernel 7 sometimes "
+                         "stalls: its page messages are handled on a subshell thread and "
+                         "draw there while the animation's timer changes the figure on the "
+                         "main thread); the stalls are counted in the table")
     ap.add_argument("--json")
     ap.add_argument("--plot", nargs="?", const=PLOT, help=f"write the plot (default {PLOT})")
     args = ap.parse_args(argv)
@@ -263,12 +280,21 @@ def main(argv=None):
             for size in sizes:
                 w, h = (int(v) for v in size.split("x"))
                 for backend in backends:
-                    # A page of its own for each: nothing left running from the one before.
-                    page = browser.new_page(viewport={"width": 2300, "height": 1400},
-                                            device_scale_factor=1)
-                    page.set_default_timeout(60000)
-                    r = measure(page, lab, backend, w, h, args.seconds)
-                    page.close()
+                    stalls = 0
+                    while True:
+                        # A page of its own for each: nothing left running from the one
+                        # before.
+                        page = browser.new_page(viewport={"width": 2300, "height": 1400},
+                                                device_scale_factor=1)
+                        page.set_default_timeout(60000)
+                        r = measure(page, lab, backend, w, h, args.seconds, args.interval)
+                        page.close()
+                        if r["visible_fps"] > 0 or stalls >= args.retry_stalled:
+                            break
+                        stalls += 1
+                        print(f"round {rnd + 1} {backend:8s} {size:>10s}: the animation "
+                              "never moved (a stall); measuring again", flush=True)
+                    r["stalls"] = stalls
                     r["round"] = rnd
                     r["load"] = os.getloadavg()[0]
                     loads.append(r["load"])
