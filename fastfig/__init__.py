@@ -24,7 +24,7 @@ __all__ = ["Client", "ClientFrame", "CloseError", "Encoding", "FastfigError", "F
 
 #: Streaming matplotlib figures (fastfig.api): loaded on first use, so that importing
 #: fastfig for the codec or the transport does not import matplotlib.
-_API = ("show", "animate", "close", "configure", "get_server")
+_API = ("show", "animate", "widget", "close", "configure", "get_server")
 
 
 def __getattr__(name):

@@ -80,6 +80,44 @@ def animate(anim: Animation, *, id: str | None = None, title: str | None = None,
     return stream
 
 
+def widget(fig: Figure | Animation, *, title: str | None = None,
+           fps: float | None = None) -> Any:
+    """A live view of a figure, or of an animation's figure, as a notebook widget
+    (anywidget; ``pip install "fastfig[notebook]"``), for notebooks where ``%matplotlib
+    fastfig`` does not apply: in marimo, make it a cell's last expression (or wrap it:
+    ``mo.ui.anywidget(...)``). The figure is served as by show(), an animation as by
+    animate() (its timer moves to fastfig's loop, so it plays whatever backend made it).
+    Under marimo a pyplot figure is also taken off pyplot's list of figures: marimo
+    closes every pyplot figure after each cell runs, which would end this one's stream
+    (and matplotlib then drops its canvas)."""
+    from matplotlib.animation import Animation
+
+    from ..notebook.widget import FigureWidget
+    if isinstance(fig, Animation):
+        animate(fig, title=title, fps=fps, block=False)
+        figure = fig._fig  # type: ignore[attr-defined]  # matplotlib has no public accessor
+    else:
+        figure = fig
+    canvas = canvas_of(figure)
+    if canvas.stream is None:
+        canvas.serve(title=title, fps=fps)
+    if _in_marimo():
+        from matplotlib._pylab_helpers import Gcf
+        for num, manager in list(Gcf.figs.items()):
+            if manager.canvas.figure is figure:
+                del Gcf.figs[num]
+    return FigureWidget(canvas)
+
+
+def _in_marimo() -> bool:
+    import sys
+    marimo = sys.modules.get("marimo")
+    try:
+        return bool(marimo is not None and marimo.running_in_notebook())
+    except Exception:   # an older marimo, or one half imported
+        return False
+
+
 def close(fig: Figure) -> None:
     """Stop serving fig (subscribers are told); it can be shown again."""
     canvas = fig.canvas
