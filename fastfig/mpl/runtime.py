@@ -235,15 +235,14 @@ class Runtime:
             return
         if timeout is None and until_closed and not self.canvases:
             return
-        self._stop = loop.create_future()
+        stop = self._stop = loop.create_future()
         self._until_closed = until_closed and timeout is None
-        if timeout is not None:
-            loop.call_later(timeout, self.stop)
+        timer = loop.call_later(timeout, self.stop) if timeout is not None else None
         # SIGTERM ends the wait with SystemExit, Ctrl-C with KeyboardInterrupt, both
         # through the loop's own signal handling (its wakeup pipe is watched by the
         # selector): Python's default SIGINT handler raised only once the main thread
         # ran bytecode again, and one Ctrl-C in a blocking plt.show() at IPython's prompt
-        # was seen lost once in CI (test_ipython_ion_and_fastfig_show).
+        # was lost in 2 of 3 CI runs (test_ipython_ion_and_fastfig_show).
         caught = []
         installed = []
         if threading.current_thread() is threading.main_thread():
@@ -256,9 +255,19 @@ class Runtime:
                     installed.append(sig)
                 except (NotImplementedError, RuntimeError):
                     pass
+        # Not run_until_complete: when an exception (a signal handler's, a callback's)
+        # left the loop after the stop future was done but before its callback ran, that
+        # callback stayed queued and stopped the loop's next run (fastfig serve's exit
+        # then failed: "Event loop stopped before Future completed"). This run's stop
+        # callback does nothing once the run is over.
+        running = [True]
+        stop.add_done_callback(lambda _: running[0] and loop.stop())
         try:
-            loop.run_until_complete(self._stop)
+            loop.run_forever()
         finally:
+            running[0] = False
+            if timer is not None:
+                timer.cancel()      # an interrupted pause must not end a later run
             self._stop = None
             self._until_closed = False
             for sig in installed:
