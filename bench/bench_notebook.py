@@ -14,10 +14,10 @@ For each backend and figure size, a fresh notebook (own kernel) runs:
 - **first image**: a cell that makes the figure and calls plt.show(); the time from the
   cell finishing (its prompt gets its number) to the figure's canvas first showing
   pixels, both seen from the page's requestAnimationFrame loop.
-- **visible frames/s**: a FuncAnimation (interval=1 ms by default, --interval; blit=True: the same code for
-  both; ipympl cannot blit and redraws fully) moving a sine line; once per display frame
-  (rAF) the page reads one row of pixels across the middle of the figure's canvas and
-  counts the frames in which it changed, over --seconds after a warm-up.
+- **visible frames/s**: a FuncAnimation (interval=1 ms unless --interval; blit=True: the
+  same code for both; ipympl cannot blit and redraws fully) moving a sine line; once per
+  display frame (rAF) the page reads one row of pixels across the middle of the figure's
+  canvas and counts the frames in which it changed, over --seconds after a warm-up.
 - **running cell**: a cell looping 3 s over set_ydata + draw_idle + flush_events; the
   distinct images the page showed while it ran (same rAF sampling).
 
@@ -100,7 +100,7 @@ SAMPLER = """(selector) => {
 def measure(page, lab, backend, w, h, seconds, interval=1):
     name = f"bench-{backend}-{w}x{h}-{time.monotonic_ns()}.ipynb"
     lab.write_notebook(name, [MAGIC[backend], FIGURE.format(w=w, h=h),
-                                    ANIMATE.format(interval=interval), LOOP])
+                              ANIMATE.format(interval=interval), LOOP])
     nh.open_notebook(page, lab, name)
     page.evaluate("() => { const app = window.jupyterapp;"
                   " if (!app.shell.leftCollapsed) app.commands.execute('application:toggle-left-area'); }")

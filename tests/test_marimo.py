@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from browser_helpers import launch, missing as browser_missing
+from transport_helpers import free_port
 
 try:
     import marimo  # noqa: F401
@@ -80,12 +81,6 @@ def references():
     return frame
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def marimo_app(tmp_path):
     path = tmp_path / "live.py"
@@ -142,7 +137,7 @@ def test_widget_plays_pauses_and_steps_in_marimo(marimo_app):
                 "(c) => c.width === %d && c.height === %d" % (W, H),
                 arg=canvas.element_handle(), timeout=30000)
 
-            # Playing: the page shows new images, each one of the animation's frames.
+            # Playing: the page shows new images.
             seen = set()
             deadline = time.monotonic() + 20
             while len(seen) < 5 and time.monotonic() < deadline:

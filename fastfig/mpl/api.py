@@ -97,16 +97,14 @@ def widget(fig: Figure | Animation, *, title: str | None = None,
         animate(fig, title=title, fps=fps, block=False)
         figure = fig._fig  # type: ignore[attr-defined]  # matplotlib has no public accessor
     else:
+        show(fig, title=title, fps=fps, block=False)
         figure = fig
-    canvas = canvas_of(figure)
-    if canvas.stream is None:
-        canvas.serve(title=title, fps=fps)
     if _in_marimo():
         from matplotlib._pylab_helpers import Gcf
         for num, manager in list(Gcf.figs.items()):
             if manager.canvas.figure is figure:
                 del Gcf.figs[num]
-    return FigureWidget(canvas)
+    return FigureWidget(figure.canvas)
 
 
 def _in_marimo() -> bool:

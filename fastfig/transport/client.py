@@ -182,7 +182,7 @@ class Client:
     def _hello(self) -> bool:
         self._last_hello = time.monotonic()
         return self._request(P.HELLO, client=self.name,
-                      accept=sorted(e.name.lower() for e in self.accept))
+                             accept=sorted(e.name.lower() for e in self.accept))
 
     def _request(self, type_: str, **fields: Any) -> bool:
         try:
