@@ -146,6 +146,8 @@ def test_play_pause_step_and_seek(rt, blit):
         t.client.timeline("step", delta=1)
         t.shows(paused - 2)
         assert t.source.restores == restores + 2   # seen frames come from the cache
+        # ... kept as the packets the client was sent (FrameCache): restored exact above
+        assert t.source.cache.shared > 0
         assert not t.client.timeline_state["playing"]
 
         draws = t.source.draws

@@ -9,6 +9,7 @@ import pytest
 import numpy as np
 
 from fastfig.errors import ProtocolError
+from fastfig.codec.encoder import FrameEncoder
 from fastfig.timeline.cache import FrameCache
 from fastfig.timeline.player import Player
 from fastfig.transport import protocol as P
@@ -298,6 +299,74 @@ def test_cache_restores_any_frame_over_any_other_byte_for_byte():
     canvas = np.zeros_like(frames[0])
     box, changed = cache.restore(4, canvas, None)   # over an unknown image: all of it
     assert changed is None and np.array_equal(canvas, frames[4])
+
+
+def frames_drawn_whole(n, h=120, w=200):
+    """Frames of an animation drawn whole: a noisy field inside (30..130, 20..100) new
+    every frame, and a marker at (5, 5) in frame 0 only, as a scatter point that
+    leaves the axes' edge. Frame i differs from frame i-1 inside the field (and at the
+    marker for i == 1), from frame 0 inside the field and at the marker."""
+    rng = np.random.default_rng(5)
+    background = np.full((h, w, 4), 255, np.uint8)
+    out = []
+    for i in range(n):
+        img = background.copy()
+        img[20:100, 30:130] = rng.integers(0, 8, (80, 100, 4), np.uint8) * 30
+        if i == 0:
+            img[5:8, 5:8] = (255, 0, 0, 255)
+        out.append(img)
+    return out
+
+
+def test_cache_keeps_the_viewers_packet_when_it_covers_the_frame():
+    """A frame drawn whole is kept as the packet its viewers were sent, not encoded
+    again; where that packet misses a pixel that differs from the base (the marker
+    after frame 1), a keyframe of the missed box is kept with it. Every frame restores
+    byte for byte over any other."""
+    frames = frames_drawn_whole(10)
+    encoder = FrameEncoder(200, 120)
+    cache, own = FrameCache(), FrameCache()
+    boxes = []
+    for i, f in enumerate(frames):
+        packet = bytes(encoder.encode(f))
+        boxes.append(cache.put(i, f, packet=packet))
+        own.put(i, f)
+    assert cache.shared == 9 and own.shared == 0      # all but the base (frame 0)
+    assert boxes[0] == (0, 0, 0, 0)
+    assert len(cache._entries[1][1]) == 1             # the delta covers the marker
+    assert all(len(cache._entries[i][1]) == 2 for i in range(2, 10))   # + the marker box
+    canvas, shown = frames[9].copy(), boxes[9]
+    for i in [2, 0, 7, 1, 1, 9, 4]:
+        box, changed = cache.restore(i, canvas, shown)
+        assert np.array_equal(canvas, frames[i])
+        shown = box
+
+
+def test_cache_encodes_frames_that_no_packet_fits():
+    """A packet of another size, a corrupt one, a keyframe far larger than the change,
+    or a blitting delta that misses most of what differs from the base: the frame is
+    encoded as its box, as without a packet."""
+    frames = frames_drawn_whole(3)
+    cache = FrameCache()
+    cache.put(0, frames[0])
+    other = FrameEncoder(60, 40)
+    assert cache.put(1, frames[1], packet=bytes(other.encode(frames[1][:40, :60]))) is not None
+    bad = bytearray(bytes(FrameEncoder(200, 120).encode(frames[2])))
+    bad[:4] = b"nope"
+    cache.put(2, frames[2], packet=bytes(bad))
+    assert cache.shared == 0
+    moving = frames_moving_in_a_box(8)
+    blit, encoder = FrameCache(), FrameEncoder(200, 120)
+    for i, f in enumerate(moving):
+        blit.put(i, f, packet=bytes(encoder.encode(f)))
+    # Frame 1's delta holds both squares (where frame 0's was and where its own is);
+    # later deltas miss frame 0's square.
+    assert blit.shared == 1
+    for c, fs in ((cache, frames), (blit, moving)):
+        for i in range(len(fs)):
+            canvas = np.zeros_like(fs[0])
+            c.restore(i, canvas)
+            assert np.array_equal(canvas, fs[i])
 
 
 def test_cache_scan_box_limits_the_search_and_bounds_hold():

@@ -54,7 +54,7 @@ class FrameDecoder:
         frame = parse(packet)
         if not frame.keyframe:
             self._check_follows(frame)
-        work = [self._prepare(i, r) for i, r in enumerate(frame.rects)]
+        work = checked_rects(frame)
         # Nothing below can fail: all payloads were checked.
         if frame.keyframe:
             if self._image is None or self.size != (frame.width, frame.height):
@@ -63,17 +63,8 @@ class FrameDecoder:
                 self._view.flags.writeable = False
             else:
                 self._image.fill(0)
-        img = self._image
-        assert img is not None and self._view is not None   # a keyframe made it
-        for r, data in work:
-            if r.encoding == Encoding.FILL:
-                _encode.fill_rect(img, r.x, r.y, r.w, r.h, data)
-            elif r.encoding == Encoding.RLE:
-                _encode.rle_decode(data, img, r.x, r.y, r.w, r.h)
-            elif r.encoding == Encoding.PNG:
-                _encode.png_unfilter(data, img, r.x, r.y, r.w, r.h)
-            else:
-                img[r.y:r.y + r.h, r.x:r.x + r.w] = np.frombuffer(data, np.uint8).reshape(r.h, r.w, 4)
+        assert self._image is not None and self._view is not None   # a keyframe made it
+        write_rects(work, self._image)
         self.seq, self.epoch, self.timestamp_us = frame.seq, frame.epoch, frame.timestamp_us
         return self._view
 
@@ -99,16 +90,38 @@ class FrameDecoder:
                            f"size {size[0] if size else 0}x{size[1] if size else 0}",
                            seq=frame.seq)
 
-    @staticmethod
-    def _prepare(i: int, r: Rect) -> tuple[Rect, Union[bytes, memoryview]]:
-        """Check one rectangle's payload; return it with the data its kernel writes."""
-        data = r.payload
-        if r.encoding == Encoding.RLE:
-            if not _encode.rle_valid(data, r.w * r.h):
-                raise FrameError(f"rectangle {i}: malformed RLE payload")
+
+def checked_rects(frame: Frame) -> list[tuple[Rect, Union[bytes, memoryview]]]:
+    """Check every rectangle's payload of a parsed frame (FrameError for the first bad
+    one); returns (rect, the data its kernel writes) pairs for write_rects."""
+    return [_checked(i, r) for i, r in enumerate(frame.rects)]
+
+
+def write_rects(work: list[tuple[Rect, Union[bytes, memoryview]]], img: Image,
+                dx: int = 0, dy: int = 0) -> None:
+    """Write checked rectangles into img (H, W, 4, C-contiguous), each moved by (dx, dy):
+    the frame's rectangles must lie inside img once moved. Cannot fail on checked data."""
+    for r, data in work:
+        x, y = r.x + dx, r.y + dy
+        if r.encoding == Encoding.FILL:
+            _encode.fill_rect(img, x, y, r.w, r.h, data)
+        elif r.encoding == Encoding.RLE:
+            _encode.rle_decode(data, img, x, y, r.w, r.h)
         elif r.encoding == Encoding.PNG:
-            scanlines, reason = png.read_filtered(data, r.w, r.h)
-            if scanlines is None:
-                raise FrameError(f"rectangle {i}: {reason}")
-            return r, scanlines
-        return r, data
+            _encode.png_unfilter(data, img, x, y, r.w, r.h)
+        else:
+            img[y:y + r.h, x:x + r.w] = np.frombuffer(data, np.uint8).reshape(r.h, r.w, 4)
+
+
+def _checked(i: int, r: Rect) -> tuple[Rect, Union[bytes, memoryview]]:
+    """Check one rectangle's payload; return it with the data its kernel writes."""
+    data = r.payload
+    if r.encoding == Encoding.RLE:
+        if not _encode.rle_valid(data, r.w * r.h):
+            raise FrameError(f"rectangle {i}: malformed RLE payload")
+    elif r.encoding == Encoding.PNG:
+        scanlines, reason = png.read_filtered(data, r.w, r.h)
+        if scanlines is None:
+            raise FrameError(f"rectangle {i}: {reason}")
+        return r, scanlines
+    return r, data

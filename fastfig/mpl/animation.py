@@ -214,8 +214,12 @@ class AnimationSource:
     def _capture(self, index: int, serial: int) -> None:
         """Frame index went out: keep its image, unless another frame was shown since."""
         if serial == self._serial and self.canvas._frames is not None:
+            # The packet viewers were just sent holds this image: kept as it is when
+            # it covers the frame (see FrameCache).
+            stream = self.canvas._stream
+            packet = stream.newest_packet() if stream is not None else None
             self._box = self.cache.put(index, self.canvas._image(), self._scan,
-                                       playhead=index)
+                                       playhead=index, packet=packet)
             if not self.player.playing:
                 self.player.publish_state()   # the cached range grew (while playing,
                                               # the next frame's state carries it)

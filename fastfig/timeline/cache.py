@@ -14,6 +14,15 @@ Why keyframes of boxes, not deltas with periodic keyframes: any frame is one dec
 away, in any order (scrubbing jumps), and eviction drops single frames with no chain to
 keep whole. Measured on a 2x2 line plot (bench/README.md, "Timeline").
 
+A frame is usually encoded already: the packet that brought the viewers to it. When
+that packet's rectangles cover nearly all the pixels in which the frame differs from the
+base (an animation drawn whole, whose changing regions are the same each frame), the
+packet itself is kept, with small keyframes of the few boxes it misses (a marker at an
+axes' edge in the base and in neither of the last two frames): the base plus those
+rectangles is the frame, and the same pixels are not deflated twice. A blitting
+animation's delta only covers what moved since the frame before, and its frames are
+kept as the box keyframes above.
+
 Eviction drops the frame farthest from the playhead (not the least recently used): the
 frames a user wants at once are the neighbours of the current one (step back, scrub
 around it), and the frames kept then form one run around the playhead, which is what
@@ -28,14 +37,24 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .. import _encode
-from ..codec.decoder import FrameDecoder
+from ..codec.decoder import checked_rects, write_rects
 from ..codec.encoder import FrameEncoder
+from ..codec.packet import parse
+from ..errors import FrameError
 
 #: Default bound of one figure's cache.
 DEFAULT_MAX_BYTES = 128 * 1024 * 1024
 
 
 Box = tuple[int, int, int, int]
+#: One packet of a kept frame, and where its rectangles go: (dx, dy) added to them.
+Part = tuple[bytes, int, int]
+#: A kept frame: its box (where it differs from the base, as put() returned it), and the
+#: packets that write it over the base.
+Entry = tuple[Box, tuple[Part, ...]]
+#: A viewer's packet is kept for a frame when the boxes it misses add up to at most
+#: this share of its own area (more: the frame is encoded as one box instead).
+MAX_MISSED = 0.25
 
 
 class FrameCache:
@@ -49,11 +68,11 @@ class FrameCache:
         self.max_bytes = int(max_bytes)
         self.nbytes = 0
         self.evicted = 0
-        self._entries: dict[int, tuple[Box, bytes]] = {}
+        self._entries: dict[int, Entry] = {}
         self._base: Optional[NDArray[np.uint8]] = None
         self._encoders: dict[tuple[int, int], FrameEncoder] = {}
-        self._decoder = FrameDecoder(strict=False)
         self._rects = np.empty((0, 4), np.int32)
+        self.shared = 0              # frames kept as the packet their viewers were sent
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -62,13 +81,15 @@ class FrameCache:
         return index in self._entries
 
     def put(self, index: int, rgba: NDArray[np.uint8], scan: Optional[Box] = None,
-            playhead: Optional[int] = None) -> Optional[Box]:
+            playhead: Optional[int] = None, packet: Optional[bytes] = None) -> Optional[Box]:
         """Keep frame index, the image rgba (H, W, 4). scan: where it can differ from
-        the frames before (a blitting animation's boxes; None: anywhere). Frames of
-        another size are dropped first. Then the frames farthest from playhead (default:
-        index) go until the cache fits its bound, the new frame too if it alone exceeds
-        it. Returns the box in which the frame differs from the base (see restore), or
-        None when it was not kept."""
+        the frames before (a blitting animation's boxes; None: anywhere). packet: the
+        frame packet whose rectangles hold rgba's pixels (the one that brought viewers
+        to it), kept instead of a new encoding when they cover all that differs from
+        the base. Frames of another size are dropped first. Then the frames farthest
+        from playhead (default: index) go until the cache fits its bound, the new frame
+        too if it alone exceeds it. Returns the box in which the frame differs from the
+        base (see restore), or None when it was not kept."""
         h, w = rgba.shape[:2]
         if self._base is None or self._base.shape != rgba.shape:
             self.clear()
@@ -78,41 +99,72 @@ class FrameCache:
             self.nbytes = self._base.nbytes
             cell = 64
             self._rects = np.empty((-(-w // cell) * -(-h // cell), 4), np.int32)
-        box = self._differs(rgba, _clip(scan, w, h))
-        x, y, bw, bh = box
-        packet = b""
-        if bw and bh:
-            encoder = self._encoders.get((bw, bh))
-            if encoder is None:
-                encoder = self._encoders[(bw, bh)] = FrameEncoder(bw, bh)
-            packet = bytes(encoder.keyframe(rgba[y:y + bh, x:x + bw]))
+        differs = self._differs(rgba, _clip(scan, w, h))
+        entry = None if packet is None else self._packet_entry(rgba, packet, differs)
+        if entry is None:
+            entry = self._box_entry(rgba, _bounds(differs))
+        else:
+            self.shared += 1
         old = self._entries.pop(index, None)
         if old is not None:
-            self.nbytes -= len(old[1])
-        self._entries[index] = (box, packet)
-        self.nbytes += len(packet)
+            self.nbytes -= _size(old)
+        self._entries[index] = entry
+        self.nbytes += _size(entry)
         self._evict(index if playhead is None else playhead)
-        return box if index in self._entries else None
+        return entry[0] if index in self._entries else None
 
-    def _differs(self, rgba: NDArray[np.uint8], scan: Box) -> Box:
-        """The bounding box of where rgba differs from the base, looked for in scan."""
+    def _differs(self, rgba: NDArray[np.uint8], scan: Box) -> NDArray[np.int32]:
+        """The rectangles (n, 4) in which rgba differs from the base, looked for in scan."""
         assert self._base is not None
         if not scan[2] or not scan[3]:
-            return (0, 0, 0, 0)
+            return self._rects[:0]
         region = np.array([scan], np.int32)
         n = _encode.damage(np.ascontiguousarray(rgba), self._base, region, 64, 0,
                            self._rects)
-        if n == 0:
-            return (0, 0, 0, 0)
-        r = self._rects[:n]
-        x0, y0 = int(r[:, 0].min()), int(r[:, 1].min())
-        return (x0, y0, int((r[:, 0] + r[:, 2]).max()) - x0,
-                int((r[:, 1] + r[:, 3]).max()) - y0)
+        return self._rects[:n]
+
+    def _box_entry(self, rgba: NDArray[np.uint8], box: Box) -> Entry:
+        """The frame as a keyframe of the box in which it differs from the base."""
+        if not (box[2] and box[3]):
+            return box, ()
+        return box, (self._keyframe(rgba, box),)
+
+    def _keyframe(self, rgba: NDArray[np.uint8], box: Box) -> Part:
+        x, y, bw, bh = box
+        encoder = self._encoders.get((bw, bh))
+        if encoder is None:
+            encoder = self._encoders[(bw, bh)] = FrameEncoder(bw, bh)
+        return bytes(encoder.keyframe(rgba[y:y + bh, x:x + bw])), x, y
+
+    def _packet_entry(self, rgba: NDArray[np.uint8], packet: bytes,
+                      differs: NDArray[np.int32]) -> Optional[Entry]:
+        """The frame as the given packet and keyframes of the boxes of ``differs``
+        (where it differs from the base) that the packet misses, or None when the
+        packet is not of this image's size or misses too much."""
+        try:
+            frame = parse(packet)
+        except FrameError:
+            return None
+        h, w = rgba.shape[:2]
+        if (frame.width, frame.height) != (w, h) or not frame.rects:
+            return None
+        covers = [(r.x, r.y, r.w, r.h) for r in frame.rects]
+        area = sum(r.w * r.h for r in frame.rects)
+        bounds = _bounds(differs)
+        if area > bounds[2] * bounds[3]:
+            return None   # more than the box's keyframe would hold (a keyframe packet)
+        assert self._base is not None
+        missed = [m for m in (_missed((int(d[0]), int(d[1]), int(d[2]), int(d[3])), covers,
+                                      rgba, self._base) for d in differs) if m]
+        if sum(m[2] * m[3] for m in missed) > MAX_MISSED * area:
+            return None
+        parts = ((bytes(packet), 0, 0), *(self._keyframe(rgba, m) for m in missed))
+        return _bounds(np.array(covers + missed, np.int64)), parts
 
     def _evict(self, playhead: int) -> None:
         while self.nbytes > self.max_bytes and self._entries:
             far = max(self._entries, key=lambda k: abs(k - playhead))
-            self.nbytes -= len(self._entries.pop(far)[1])
+            self.nbytes -= _size(self._entries.pop(far))
             self.evicted += 1
 
     def restore(self, index: int, out: NDArray[np.uint8],
@@ -125,16 +177,16 @@ class FrameCache:
         base = self._base
         if entry is None or base is None or base.shape != out.shape:
             return None
-        box, packet = entry
+        box, parts = entry
         if shown is None:
             np.copyto(out, base)
             changed = None
         else:
             _copy_box(base, out, shown)
             changed = _union(shown, box)
-        if packet:
-            x, y, w, h = box
-            np.copyto(out[y:y + h, x:x + w], self._decoder.decode(packet))
+        for packet, dx, dy in parts:
+            # Checked when it was made or sent; checked again, as any packet read back.
+            write_rects(checked_rects(parse(packet)), out, dx, dy)
         return box, changed
 
     def run(self, index: int) -> Optional[tuple[int, int]]:
@@ -169,6 +221,42 @@ def _union(a: Box, b: Box) -> Box:
     x0, y0 = min(a[0], b[0]), min(a[1], b[1])
     x1, y1 = max(a[0] + a[2], b[0] + b[2]), max(a[1] + a[3], b[1] + b[3])
     return (x0, y0, x1 - x0, y1 - y0)
+
+
+def _bounds(rects: NDArray[np.integer]) -> Box:
+    """The bounding box of rectangles (n, 4); (0, 0, 0, 0) for none."""
+    if not len(rects):
+        return (0, 0, 0, 0)
+    x0, y0 = int(rects[:, 0].min()), int(rects[:, 1].min())
+    return (x0, y0, int((rects[:, 0] + rects[:, 2]).max()) - x0,
+            int((rects[:, 1] + rects[:, 3]).max()) - y0)
+
+
+def _size(entry: Entry) -> int:
+    return sum(len(packet) for packet, _, _ in entry[1])
+
+
+def _missed(box: Box, covers: list[Box], rgba: NDArray[np.uint8],
+            base: NDArray[np.uint8]) -> Optional[Box]:
+    """The bounding box of the pixels of box in which rgba differs from base and that
+    none of the boxes covers holds, or None when there are none."""
+    x, y, w, h = box
+    if not (w and h):
+        return None
+    near = []
+    for cx, cy, cw, ch in covers:
+        if cx <= x and cy <= y and x + w <= cx + cw and y + h <= cy + ch:
+            return None   # inside one: the usual case
+        if cx < x + w and x < cx + cw and cy < y + h and y < cy + ch:
+            near.append((cx, cy, cw, ch))
+    out = (rgba[y:y + h, x:x + w] != base[y:y + h, x:x + w]).any(axis=2)
+    for cx, cy, cw, ch in near:
+        out[max(cy - y, 0):min(cy + ch - y, h), max(cx - x, 0):min(cx + cw - x, w)] = False
+    rows, cols = np.flatnonzero(out.any(axis=1)), np.flatnonzero(out.any(axis=0))
+    if not len(rows):
+        return None
+    return (x + int(cols[0]), y + int(rows[0]), int(cols[-1] - cols[0]) + 1,
+            int(rows[-1] - rows[0]) + 1)
 
 
 def _clip(box: Optional[Box], width: int, height: int) -> Box:

@@ -193,6 +193,17 @@ class FigureStream:
         # keyframe or catch-up made now would be of that image, ahead of the Outbox.
         return (self.encoder.epoch, self.encoder.seq) == self.outbox.newest
 
+    def newest_packet(self) -> Optional[bytes]:
+        """The packet that brought consumers to the newest image (a delta or a
+        keyframe), or None: nothing offered yet, or a frame encoded on another thread
+        is still on its way to the loop. Call on the loop's thread."""
+        ring = self.outbox.ring
+        with self._lock:
+            if not ring or ring[-1].image != self.outbox.newest or not self._encoder_at_newest():
+                return None
+        data = ring[-1].data
+        return data if isinstance(data, bytes) else bytes(data)
+
     def _snapshot_of_newest(self) -> Optional[bytes]:
         with self._lock:
             if not self._encoder_at_newest():
