@@ -525,6 +525,63 @@ def test_png_probe_skips_the_deflate_of_rectangles_that_go_raw(monkeypatch):
     assert FrameDecoder().decode(bytes(frame)).tobytes() == noise.tobytes()
 
 
+def probe_fooling_frames(n, h=256, w=300, seed=4):
+    """Frames of noise (incompressible) except flat rows where the probe samples them
+    (the four bands of h // 32 rows at the top, a third, two thirds and the bottom): the
+    probe sees a flat sample, the whole deflates to far over a quarter of raw. Every
+    pixel changes from one frame to the next, so each delta is one whole-frame rect."""
+    rng = np.random.default_rng(seed)
+    band = h // 32
+    out = []
+    for i in range(n):
+        img = rng.integers(0, 256, (h, w, 4), np.uint8)
+        for k in range(4):
+            y = (h - band) * k // 3
+            img[y:y + band] = (250 - i % 2, 250, 250, 255)
+        out.append(img)
+    return out
+
+
+def test_a_region_whose_png_went_raw_is_not_deflated_again_for_a_while(monkeypatch):
+    """The probe is fooled every frame, the PNG made and dropped for RAW: after one
+    such frame the region goes RAW at once for PNG_RETRY_FRAMES frames, then a PNG is
+    tried again (content may have changed). Every frame decodes exactly."""
+    from fastfig.codec import png as png_module
+    calls = []
+    real = png_module.encode
+    monkeypatch.setattr(png_module, "encode", lambda *a, **k: calls.append(1) or real(*a, **k))
+    retry = encoder_module.PNG_RETRY_FRAMES
+    frames = probe_fooling_frames(retry + 3)
+    enc = FrameEncoder(300, 256, png_max_ratio=0.25)
+    dec = FrameDecoder()
+    dec.decode(bytes(enc.keyframe(np.zeros((256, 300, 4), np.uint8))))
+    attempts = []
+    for img in frames:
+        before = len(calls)
+        frame = enc.encode(img)
+        assert frame.encodings() == {"raw": 1}
+        assert dec.decode(bytes(frame)).tobytes() == img.tobytes()
+        attempts.append(len(calls) - before)
+    assert attempts == [1] + [0] * retry + [1, 0]
+
+
+def test_a_region_that_became_compressible_is_png_again_after_the_wait():
+    retry = encoder_module.PNG_RETRY_FRAMES
+    enc = FrameEncoder(300, 256, png_max_ratio=0.25)
+    dec = FrameDecoder()
+    dec.decode(bytes(enc.keyframe(np.zeros((256, 300, 4), np.uint8))))
+    dec.decode(bytes(enc.encode(probe_fooling_frames(1)[0])))
+    # A small random tile repeated: runs of one pixel (no RLE), a PNG of ~1 % of raw.
+    tile = np.random.default_rng(2).integers(0, 250, (4, 7, 4), np.uint8)
+    kinds = []
+    for i in range(retry + 1):
+        img = np.ascontiguousarray(np.tile(tile + i % 2, (64, 43, 1))[:256, :300])
+        frame = enc.encode(img)
+        assert dec.decode(bytes(frame)).tobytes() == img.tobytes()
+        kinds.append(frame.encodings())
+    assert kinds[-1] == {"png": 1} and {"raw": 1} in kinds[:-1]
+
+
 def test_rle_max_ratio_prefers_rle_to_png():
     # Runs of 1..6 pixels: RLE is well over 3 % of raw (PNG wins by default) but under
     # half of it.
