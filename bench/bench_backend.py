@@ -2,7 +2,7 @@
 
     python -m bench.bench_backend [--seconds 3] [--quick]
 
-fastfig: a FuncAnimation of a reference scenario (ANCHORS.md s.5) served by fastfig in a
+fastfig: a FuncAnimation of a reference scenario (fastfig/scenarios.py) served by fastfig in a
 child process (``fastfig.animate``, interval 0: as fast as the frontend takes frames), a
 fastfig.Client here decoding every frame it receives and acknowledging each one; fps is
 frames decoded per second of wall time. WebAgg: in this process, what matplotlib's

@@ -5,8 +5,8 @@ README's Python client gets with its default arguments, and what the server pays
     python bench/bench_transport.py --quick       # 10 s windows instead of 60 s
     python bench/bench_transport.py --only readme,stall --json out.json
 
-The server is a child process serving the reference scenario line1 (ANCHORS.md section
-5, fastfig/scenarios.py) at 640x480 as a blitting FuncAnimation with interval 0, streamed
+The server is a child process serving the reference scenario line1
+(fastfig/scenarios.py) at 640x480 as a blitting FuncAnimation with interval 0, streamed
 by ``fastfig.animate``: it renders as fast as consumers take frames, and only then.
 Subscribers are child processes running the README snippet::
 

@@ -1,4 +1,4 @@
-"""The reference scenarios (ANCHORS.md section 5) as live matplotlib figures, shared by
+"""The reference scenarios (line1, line4, heavy) as live matplotlib figures, shared by
 the tests, the benchmarks and the demo.
 
 Each scenario draws on a figure of its own (an Agg-backed ``Figure``) or on one it is

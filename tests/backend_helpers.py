@@ -91,7 +91,7 @@ def wait_for(predicate, timeout=TIMEOUT):
 
 
 def lines_figure(width=640, height=480, dpi=100):
-    """line1's figure (ANCHORS.md s.5): 2x2 axes of a 1000-point sine."""
+    """line1's figure (fastfig/scenarios.py): 2x2 axes of a 1000-point sine."""
     fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
     FigureCanvasAgg(fig)
     x = np.linspace(0, 4 * np.pi, 1000)
