@@ -25,13 +25,16 @@ def update_for(x, lines):
     return update
 
 
-def references(blit, n=N, view=None, size=SIZE):
+def references(blit, n=N, view=None, size=SIZE, restyle=None):
     """Frame i of the animation rendered by plain Agg, in view (the first axes' limits)
     when given; with it, what the animation shows before its first frame (-1). A
     blitting animation's frame is its background (a full render without the animated
     line) with the line drawn over it, as matplotlib's blit draws it: over the axes'
-    ticks and spines, which a full render draws over the line."""
+    ticks and spines, which a full render draws over the line. restyle(lines): a change
+    made to the figure before its frames are rendered."""
     fig, x, lines = lines_figure(*size)
+    if restyle is not None:
+        restyle(lines)
     update, line, ax = update_for(x, lines), lines[0], fig.axes[0]
     if view is not None:
         ax.set_xlim(view[0])
@@ -218,6 +221,35 @@ def test_a_view_change_drops_the_cached_frames(rt, blit):
         view = t.call(lambda: (ax.get_xlim(), ax.get_ylim()))
         assert view != ((0, 4 * np.pi), (-1.2, 1.2))
         refs, _ = references(blit, paused + 1, view)
+        t.sees(refs[paused])
+        t.client.timeline("step", delta=-1)
+        t.timeline(index=paused - 1)
+        t.sees(refs[paused - 1])
+    finally:
+        t.close()
+
+
+def test_a_change_made_by_code_while_paused_drops_the_cached_frames(rt):
+    """While paused, the user's code restyles the animated line (its colour, which the
+    frame function leaves alone) and asks for a draw: the frame shows the change, and
+    stepping back draws the earlier frame with it too, not the cached image from
+    before (which a restore would write over the line's box)."""
+    t = Timeline(rt, blit=False)
+    try:
+        t.played(6)
+        t.client.timeline("pause")
+        paused = t.timeline(playing=False)["index"]
+        t.shows(paused)
+        wait_for(lambda: paused - 1 in t.source.cache)
+
+        def restyle(lines):
+            lines[0].set_color("tab:red")
+
+        def change():
+            restyle([ax.lines[0] for ax in t.fig.axes])
+            t.fig.canvas.draw_idle()
+        t.call(change)
+        refs, _ = references(False, paused + 1, restyle=restyle)
         t.sees(refs[paused])
         t.client.timeline("step", delta=-1)
         t.timeline(index=paused - 1)

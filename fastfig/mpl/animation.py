@@ -11,7 +11,9 @@ Seen frames are kept in a FrameCache. Showing a cached frame writes its pixels i
 Agg buffer and marks the frame loop damaged, so what frontends see and the canvas hold
 never disagree, and the animation's next blit restores its background over the right
 pixels. A view change (resize, toolbar, a click, a scroll, a key) makes the cached
-images stale: they are dropped and the current frame is drawn again.
+images stale: they are dropped and the current frame is drawn again. So does a redraw
+asked for by anything but the animation's own frame (``draw_idle`` from the user's code,
+a widget, pyplot's interactive mode): the figure may look different now.
 
 The animation's own timer stays the switch users know: once taken over, its stop() and
 start() (Animation.pause() and resume(), event_source.stop()) pause and play the Player.
@@ -20,7 +22,8 @@ start() (Animation.pause() and resume(), event_source.stop()) pause and play the
 from __future__ import annotations
 
 import collections.abc
-from typing import Any, Optional
+import contextlib
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
@@ -123,6 +126,8 @@ class AnimationSource:
         self._scan_whole = False
         self._serial = 0             # one more per show(): a capture of an older one is void
         self._timer_paused = False   # paused by the animation's timer, not by a viewer
+        self._own = False            # in the animation's own draw: its redraws are frames
+        self._redraw_due = False     # _redraw_current waits for the loop
         self.player = Player(self, self._publish, runtime.get().loop,
                              repeat=bool(getattr(anim, "_repeat", True)), ready=self._ready)
         stream = canvas._stream
@@ -198,7 +203,8 @@ class AnimationSource:
 
     def _draw(self, index: int, datum: Any) -> None:
         anim = self.anim
-        anim._draw_next_frame(datum, anim._blit)
+        with self._owning():
+            anim._draw_next_frame(datum, anim._blit)
         self._box = None
         blit_box = self._blit_box()
         if blit_box is None or self._scan_whole:
@@ -252,14 +258,39 @@ class AnimationSource:
     def _on_event(self, event: dict) -> None:
         etype = event["type"]
         if etype in VIEW_EVENTS or (etype == "toolbar" and event.get("name") in VIEW_TOOLBAR):
-            self.cache.clear()
-            self._box = self._scan = None
-            self._scan_whole = False
-            frames = self.canvas._frames
-            if frames is not None:
-                frames.when_idle(self._redraw_current)
+            self._stale(redraw=True)
+
+    def figure_changed(self) -> None:
+        """The canvas was asked to draw again (draw_idle). Unless the animation's own
+        frame asked, something else changed the figure: the cached frames may show it
+        as it was. A blitting animation's artists are drawn again over the new render
+        (which leaves them out); a full one's current frame is in that render already."""
+        if not self._own and not self.player.closed:
+            self._stale(redraw=bool(self.anim._blit))
+
+    def _stale(self, redraw: bool) -> None:
+        self.cache.clear()
+        self._box = self._scan = None
+        self._scan_whole = False
+        frames = self.canvas._frames
+        if redraw and frames is not None and not self._redraw_due:
+            self._redraw_due = True
+            frames.when_idle(self._redraw_current)
+
+    @contextlib.contextmanager
+    def _owning(self) -> Iterator[None]:
+        was, self._own = self._own, True
+        try:
+            yield
+        finally:
+            self._own = was
 
     def _redraw_current(self) -> None:
+        self._redraw_due = False
+        with self._owning():
+            self._redraw_current_frame()
+
+    def _redraw_current_frame(self) -> None:
         """After the figure was drawn again (a view change), draw the current frame
         through the animation so blitted artists are on the new background."""
         index = self._showing

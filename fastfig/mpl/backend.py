@@ -233,6 +233,8 @@ class FigureCanvasFastfig(FigureCanvasAgg):
     def draw_idle(self, *args, **kwargs):
         if self._frames is not None:
             self._frames.request_render()
+            if self._timeline is not None:
+                self._timeline.source.figure_changed()
 
     def blit(self, bbox=None):
         if self._frames is None:
