@@ -150,6 +150,29 @@ def test_a_loop_in_a_running_cell_is_seen_while_it_runs(page, notebook):
         f"{distinct} distinct images while the cell ran, {sent} sent"
 
 
+def test_a_widget_as_a_cells_last_expression_is_one_view_and_stays_live(page, notebook):
+    """fastfig.widget(fig) is an ipywidget: it shows where it is displayed, once, not
+    also as the figure's own view in the cell's output; a later cell's loop (draw_idle,
+    flush_events) updates it, and no second view appears there."""
+    import notebook_helpers as nh
+    notebook(SETUP, "import fastfig\n" + PLOT.replace("plt.show()", "fastfig.widget(fig)"),
+             "import time\n"
+             "for i in range(40):\n"
+             "    line.set_ydata(np.sin(x + i / 10))\n"
+             "    fig.canvas.draw_idle()\n"
+             "    fig.canvas.flush_events()\n"
+             "    time.sleep(0.02)")
+    nh.run_cell(page, 0)
+    nh.run_cell(page, 1)
+    kernel_hash, page_hash = _wait_in_sync(page)
+    assert page_hash == kernel_hash
+    assert len(nh.views(page)) == 1
+    nh.run_cell(page, 2)
+    kernel_hash, page_hash = _wait_in_sync(page)
+    assert page_hash == kernel_hash
+    assert len(nh.views(page)) == 1
+
+
 def test_animation_plays_while_other_cells_run(page, notebook):
     import notebook_helpers as nh
     notebook(SETUP, PLOT,

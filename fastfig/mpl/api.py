@@ -89,21 +89,29 @@ def widget(fig: Figure | Animation, *, title: str | None = None,
     animate() (its timer moves to fastfig's loop, so it plays whatever backend made it).
     Under marimo a pyplot figure is also taken off pyplot's list of figures: marimo
     closes every pyplot figure after each cell runs, which would end this one's stream
-    (and matplotlib then drops its canvas)."""
+    (and matplotlib then drops its canvas). In Jupyter it behaves as any ipywidget: it
+    shows where it is displayed (a cell's last expression, a VBox), and the figure is
+    not also put in the cell's output."""
     from matplotlib.animation import Animation
 
     from ..notebook.widget import FigureWidget
+    figure = fig._fig if isinstance(fig, Animation) else fig  # type: ignore[attr-defined]
+    # In Jupyter the widget is shown where it is displayed, as any ipywidget, not also
+    # in the cell's output as a served figure is.
+    notebook = runtime.get().notebook
+    if notebook is not None:
+        notebook.leave_out(canvas_of(figure))
     if isinstance(fig, Animation):
         animate(fig, title=title, fps=fps, block=False)
-        figure = fig._fig  # type: ignore[attr-defined]  # matplotlib has no public accessor
     else:
         show(fig, title=title, fps=fps, block=False)
-        figure = fig
     if _in_marimo():
         from matplotlib._pylab_helpers import Gcf
         for num, manager in list(Gcf.figs.items()):
             if manager.canvas.figure is figure:
                 del Gcf.figs[num]
+    if notebook is not None:
+        return notebook.widget_for(figure.canvas)
     return FigureWidget(figure.canvas)
 
 

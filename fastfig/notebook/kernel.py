@@ -51,10 +51,12 @@ def frontend():
 class _Shown:
     """One figure shown in the notebook: its widget and the outputs that show it."""
 
-    __slots__ = ("widget", "display_ids", "png_seq", "png_at", "changed_at", "seq", "cell")
+    __slots__ = ("widget", "display_ids", "png_seq", "png_at", "changed_at", "seq", "cell",
+                 "by_caller")
 
-    def __init__(self, widget, cell):
+    def __init__(self, widget, cell, by_caller=False):
         self.widget = widget
+        self.by_caller = by_caller  # fastfig.widget(): displayed where its caller puts it
         self.display_ids = []
         self.png_seq = None         # (epoch, seq) of the image in the outputs' image/png
         self.png_at = 0.0
@@ -84,7 +86,7 @@ class NotebookFrontend:
         if id(canvas) in self.this_cell:
             return
         shown = self.shown.get(canvas)
-        if shown is not None and not explicit and shown.display_ids:
+        if shown is not None and not explicit and (shown.display_ids or shown.by_caller):
             return
         from IPython.display import display
         if shown is None or shown.widget.comm is None:
@@ -98,6 +100,23 @@ class NotebookFrontend:
         display(self._bundle(canvas, shown, mark=True), raw=True,
                 display_id=display_id, metadata=self._metadata(canvas))
         self._arm_png_timer()
+
+    def leave_out(self, canvas):
+        """fastfig.widget() is about to serve canvas: keep it out of this cell's output
+        (its caller displays the widget)."""
+        self.this_cell.add(id(canvas))
+
+    def widget_for(self, canvas):
+        """The widget for fastfig.widget() to return: the figure's own if it is shown
+        already, else a new one that this frontend feeds (a running cell's loop,
+        flush_events) but does not display unless asked (plt.show(), ``fig``)."""
+        shown = self.shown.get(canvas)
+        if shown is None or shown.widget.comm is None:
+            from .widget import FigureWidget
+            shown = _Shown(FigureWidget(canvas), self.cell_id, by_caller=True)
+            self.shown[canvas] = shown
+            canvas.stream.on_close(lambda ref=weakref.ref(canvas): self._closed(ref()))
+        return shown.widget
 
     def flush_events(self, canvas):
         """A running cell hands control over (canvas.flush_events, plt.pause): show the
