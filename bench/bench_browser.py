@@ -155,6 +155,15 @@ def start_child(system, case, size):
     return proc, line.split()[1]
 
 
+def stop_child(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 # -- measuring in the browser ---------------------------------------------------------------
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -295,12 +304,7 @@ def measure(browser, system, case, size, seconds, warmup):
         return result
     finally:
         context.close()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_child(proc)
 
 
 def run(sizes, cases, seconds, warmup, repeat=1):

@@ -137,11 +137,7 @@ async def measure(port, system, case, size, seconds, warmup):
         return result
     finally:
         page.close()
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(10)
-        except subprocess.TimeoutExpired:
-            child.kill()
+        bb.stop_child(child)
 
 
 async def run(cases, sizes, seconds, warmup, repeat):

@@ -110,6 +110,23 @@ class Timeline(Served):
             seen.append(self.index[image.tobytes()])
         return seen
 
+    def pause_after(self, n=6):
+        """Play n frames, pause, and wait until the paused frame shows and the one
+        before it is cached; returns the paused index."""
+        self.played(n)
+        self.client.timeline("pause")
+        paused = self.timeline(playing=False)["index"]
+        self.shows(paused)
+        wait_for(lambda: paused - 1 in self.source.cache)
+        return paused
+
+    def sees_and_steps_back(self, refs, paused):
+        """The client sees refs[paused], then, a step back, refs[paused - 1]."""
+        self.sees(refs[paused])
+        self.client.timeline("step", delta=-1)
+        self.timeline(index=paused - 1)
+        self.sees(refs[paused - 1])
+
     def counts(self):
         frames = self.canvas._frames
         return frames.frames, frames.renders, self.source.draws, self.source.restores
@@ -211,20 +228,13 @@ def test_a_view_change_drops_the_cached_frames(rt, blit):
     step back draws its frame in that view, not the cached image of the old one."""
     t = Timeline(rt, blit)
     try:
-        t.played(6)
-        t.client.timeline("pause")
-        paused = t.timeline(playing=False)["index"]
-        t.shows(paused)
-        wait_for(lambda: paused - 1 in t.source.cache)
+        paused = t.pause_after(6)
         t.events(("toolbar", {"name": "pan"}), *drag_events([(100, 80), (120, 85), (130, 90)]))
         ax = t.fig.axes[0]
         view = t.call(lambda: (ax.get_xlim(), ax.get_ylim()))
         assert view != ((0, 4 * np.pi), (-1.2, 1.2))
         refs, _ = references(blit, paused + 1, view)
-        t.sees(refs[paused])
-        t.client.timeline("step", delta=-1)
-        t.timeline(index=paused - 1)
-        t.sees(refs[paused - 1])
+        t.sees_and_steps_back(refs, paused)
     finally:
         t.close()
 
@@ -236,11 +246,7 @@ def test_a_change_made_by_code_while_paused_drops_the_cached_frames(rt):
     before (which a restore would write over the line's box)."""
     t = Timeline(rt, blit=False)
     try:
-        t.played(6)
-        t.client.timeline("pause")
-        paused = t.timeline(playing=False)["index"]
-        t.shows(paused)
-        wait_for(lambda: paused - 1 in t.source.cache)
+        paused = t.pause_after(6)
 
         def restyle(lines):
             lines[0].set_color("tab:red")
@@ -250,10 +256,7 @@ def test_a_change_made_by_code_while_paused_drops_the_cached_frames(rt):
             t.fig.canvas.draw_idle()
         t.call(change)
         refs, _ = references(False, paused + 1, restyle=restyle)
-        t.sees(refs[paused])
-        t.client.timeline("step", delta=-1)
-        t.timeline(index=paused - 1)
-        t.sees(refs[paused - 1])
+        t.sees_and_steps_back(refs, paused)
     finally:
         t.close()
 
@@ -261,16 +264,10 @@ def test_a_change_made_by_code_while_paused_drops_the_cached_frames(rt):
 def test_a_resize_draws_the_frames_at_the_new_size(rt, blit):
     t = Timeline(rt, blit)
     try:
-        t.played(6)
-        t.client.timeline("pause")
-        paused = t.timeline(playing=False)["index"]
-        t.shows(paused)
+        paused = t.pause_after(6)
         t.client.send_event("resize", width=400, height=300)
         refs, _ = references(blit, paused + 1, size=(400, 300))
-        t.sees(refs[paused])
-        t.client.timeline("step", delta=-1)
-        t.timeline(index=paused - 1)
-        t.sees(refs[paused - 1])
+        t.sees_and_steps_back(refs, paused)
         assert not t.player.playing
     finally:
         t.close()
