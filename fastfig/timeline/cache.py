@@ -21,7 +21,10 @@ packet itself is kept, with small keyframes of the few boxes it misses (a marker
 axes' edge in the base and in neither of the last two frames): the base plus those
 rectangles is the frame, and the same pixels are not deflated twice. A blitting
 animation's delta only covers what moved since the frame before, and its frames are
-kept as the box keyframes above.
+kept as the box keyframes above. On loopback a packet's rectangles may be RAW (the
+server's local settings), which trades memory for speed: heavy at 1920x1080 kept 2.82 MB
+a frame instead of 1.44 (45 frames in the default bound instead of 88), and restored one
+in 0.8 ms instead of 6.0.
 
 Eviction drops the frame farthest from the playhead (not the least recently used): the
 frames a user wants at once are the neighbours of the current one (step back, scrub
