@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from matplotlib.animation import FuncAnimation
+from matplotlib.animation import ArtistAnimation, FuncAnimation
 
 import fastfig
 from backend_helpers import (Served, agg_render, drag_events, lines_figure,  # noqa: F401
@@ -307,6 +307,75 @@ def test_repeat_wraps_and_no_repeat_stops(rt):
         t.client.timeline("step", delta=1)          # clamped at the end
         t.shows(9)
     finally:
+        t.close()
+
+
+def curves_figure(n):
+    """line1's figure with n more curves in its first axes, for an ArtistAnimation whose
+    frame i is curve i."""
+    fig, x, _ = lines_figure(*SIZE)
+    curves = [fig.axes[0].plot(x, np.cos(x + 0.3 * i), color="tab:orange")[0]
+              for i in range(n)]
+    return fig, curves
+
+
+def curve_references(blit, n):
+    """Frame i as matplotlib draws it: only curve i shown; with blit, drawn over the
+    background (a render without any of them)."""
+    fig, curves = curves_figure(n)
+    for c in curves:
+        c.set_visible(False)
+        c.set_animated(blit)
+    background = agg_render(fig)
+    refs = []
+    for c in curves:
+        c.set_visible(True)
+        if blit:
+            buffer = np.asarray(fig.canvas.buffer_rgba())
+            np.copyto(buffer, background)
+            fig.axes[0].draw_artist(c)
+            refs.append(buffer.copy())
+        else:
+            refs.append(agg_render(fig))
+        c.set_visible(False)
+    return refs
+
+
+def test_an_artist_animation_gets_the_timeline(rt, blit):
+    """An ArtistAnimation is taken over as a FuncAnimation is: its length is known, and
+    paused, seeked and stepped frames equal matplotlib's own, seen ones from the cache."""
+    n = 12
+    fig, curves = curves_figure(n)
+    anim = rt.call(lambda: ArtistAnimation(fig, [[c] for c in curves], interval=10,
+                                           blit=blit))
+    t = Served(rt, fig)
+    refs = curve_references(blit, n)
+
+    def sees(expected):
+        def there():
+            t.client.next_frame(0.01)
+            return t.client.image is not None and np.array_equal(t.client.image, expected)
+        wait_for(there)
+
+    try:
+        rt.call(lambda: fastfig.animate(anim, block=False))
+        assert t.state("timeline", lambda s: s is not None)["length"] == n
+        t.state("timeline", lambda s: s["index"] >= 6)
+        t.client.timeline("pause")
+        paused = t.state("timeline", lambda s: not s["playing"])["index"]
+        sees(refs[paused])
+        player = t.canvas._timeline
+        wait_for(lambda: paused - 1 in player.source.cache)
+        restores = player.source.restores
+        t.client.timeline("step", delta=-1)
+        t.state("timeline", lambda s: s["index"] == paused - 1)
+        sees(refs[paused - 1])
+        assert player.source.restores == restores + 1
+        t.client.timeline("seek", index=n - 1)
+        t.state("timeline", lambda s: s["index"] == n - 1)
+        sees(refs[n - 1])
+    finally:
+        t.call(lambda: t.canvas._timeline and t.canvas._timeline.close())
         t.close()
 
 

@@ -1,11 +1,14 @@
-"""The timeline of a matplotlib FuncAnimation on a served fastfig canvas.
+"""The timeline of a matplotlib FuncAnimation or ArtistAnimation on a served fastfig
+canvas.
 
 When the animation's timer first ticks on a served canvas (TimerAsyncio calls
 ``take_over``), the animation is handed to a Player: its own timer stops and the Player
 draws frame i through the animation's draw path (``_draw_next_frame``, blitting as the
-animation does) with the i-th frame datum. With ``frames=`` an int or a sequence every
-frame can be drawn in any order; a generator is drawn forward with next(), and its
-length becomes known when it runs out.
+animation does) with the i-th frame datum: a FuncAnimation's i-th ``frames`` item, an
+ArtistAnimation's i-th list of artists (shown, the previous frame's hidden, as
+matplotlib does). With ``frames=`` an int or a sequence, or artists, every frame can be
+drawn in any order; a generator is drawn forward with next(), and its length becomes
+known when it runs out.
 
 Seen frames are kept in a FrameCache. Showing a cached frame writes its pixels into the
 Agg buffer and marks the frame loop damaged, so what frontends see and the canvas hold
@@ -40,18 +43,19 @@ _MISSING = object()
 
 
 def animation_of(timer: Any) -> Any:
-    """The FuncAnimation whose frames timer steps, or None."""
-    from matplotlib.animation import FuncAnimation
+    """The FuncAnimation or ArtistAnimation whose frames timer steps, or None."""
+    from matplotlib.animation import ArtistAnimation, FuncAnimation
     for func, _args, _kwargs in getattr(timer, "callbacks", ()):
         owner = getattr(func, "__self__", None)
-        if isinstance(owner, FuncAnimation) and getattr(func, "__name__", "") == "_step":
+        if isinstance(owner, (FuncAnimation, ArtistAnimation)) \
+                and getattr(func, "__name__", "") == "_step":
             return owner
     return None
 
 
 def take_over(canvas: Any, timer: Any) -> bool:
-    """Called by a tick of timer on a served canvas: if it steps a FuncAnimation, stop
-    it and let the canvas's timeline Player drive the animation instead (True)."""
+    """Called by a tick of timer on a served canvas: if it steps an animation that
+    animation_of knows, stop it and let the canvas's timeline Player drive the animation instead (True)."""
     anim = animation_of(timer)
     if anim is None:
         return False
@@ -84,8 +88,12 @@ def timeline_event(canvas: Any, event: dict, sender: Optional[list[bytes]]) -> N
 
 def known_frames(anim: Any) -> Optional[collections.abc.Sequence]:
     """The frame data of an animation made with ``frames=`` an int or a sequence (a
-    container with a length), read from how matplotlib keeps it; None for a generator
-    (``frames`` None, a callable or an iterator)."""
+    container with a length), read from how matplotlib keeps it, or an ArtistAnimation's
+    lists of artists; None for a generator (``frames`` None, a callable or an
+    iterator)."""
+    from matplotlib.animation import ArtistAnimation
+    if isinstance(anim, ArtistAnimation):
+        return list(anim._framedata)  # type: ignore[attr-defined]  # no public accessor
     gen = getattr(anim, "_iter_gen", None)
     if gen is None or getattr(gen, "__module__", None) != "matplotlib.animation":
         return None   # itertools.count (frames=None) or the user's generator function
@@ -101,7 +109,7 @@ def known_frames(anim: Any) -> Optional[collections.abc.Sequence]:
 
 
 class AnimationSource:
-    """A timeline Source over a FuncAnimation on a served fastfig canvas; owns its
+    """A timeline Source over an animation on a served fastfig canvas; owns its
     Player (``.player``)."""
 
     def __init__(self, canvas: Any, anim: Any, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
