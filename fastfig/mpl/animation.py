@@ -55,7 +55,8 @@ def animation_of(timer: Any) -> Any:
 
 def take_over(canvas: Any, timer: Any) -> bool:
     """Called by a tick of timer on a served canvas: if it steps an animation that
-    animation_of knows, stop it and let the canvas's timeline Player drive the animation instead (True)."""
+    animation_of knows, stop it and let the canvas's timeline Player drive the
+    animation instead (True)."""
     anim = animation_of(timer)
     if anim is None:
         return False
