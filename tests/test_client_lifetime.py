@@ -9,6 +9,11 @@ regression fails on its timeout instead of hanging the suite."""
 import subprocess
 import sys
 import textwrap
+import time
+
+import numpy as np
+
+from fastfig import Client, Server
 
 DROP_THEN_COLLECT = textwrap.dedent("""
     import gc, warnings
@@ -41,3 +46,22 @@ def test_a_client_dropped_without_close_is_freed_with_its_sockets():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "collected"
     assert "ResourceWarning" not in proc.stderr, proc.stderr
+
+
+def test_the_last_words_of_a_server_that_exits_reach_the_client():
+    """A script that ends right after its last figure closed: the server sends the
+    figure's close and the figure list, then its process goes and the connection with
+    it, before the client reads them. They must still be read (a client waiting for
+    ``closed`` otherwise waits for ever; the gallery harness lost 1 in 10)."""
+    server = Server.run_in_thread("tcp")
+    stream = server.add_figure("1", 64, 48)
+    stream.publish(np.full((48, 64, 4), 200, np.uint8))
+    with Client(server.address, "1", timeout=10) as c:
+        assert c.next_frame(timeout=10) is not None
+        server.call(stream.close)   # close and the new figure list go out...
+        server.close()              # ...and the connection goes right after
+        time.sleep(0.5)             # the client reads nothing meanwhile
+        deadline = time.monotonic() + 5
+        while not c.closed and time.monotonic() < deadline:
+            c.next_frame(timeout=0.1)
+        assert c.closed

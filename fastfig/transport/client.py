@@ -112,8 +112,12 @@ class Client:
         # Credit bounds the frames queued here; replies and state are few.
         self._dealer.setsockopt(zmq.RCVHWM, 1000)
         self._dealer.setsockopt(zmq.SNDHWM, 64)
-        # Requests to a dead server are pointless: fail the send instead of queueing.
-        self._dealer.setsockopt(zmq.IMMEDIATE, 1)
+        # No ZMQ_IMMEDIATE: with it, a lost connection drops the messages received on it
+        # and not yet read, so the last words of a server whose process ends (a figure's
+        # close, the figure list) were lost when the client had not read them in time
+        # (1 in 10 scripts that exit after their last figure closed). Without it,
+        # requests made while no server answers wait in the queue (SNDHWM) for the next.
+        self._dealer.setsockopt(zmq.IMMEDIATE, 0)
         if curve is not None:
             curve.apply(self._dealer)
         try:
@@ -135,8 +139,8 @@ class Client:
             if self._hello():
                 self._wait(min(deadline, now + 0.5), lambda: self.server_id)
             else:
-                # Not connected yet (IMMEDIATE refuses the send): say hello the moment
-                # the connection is up, not at the next retry half a second later.
+                # The queue is full (a server that never answered): wait until the
+                # connection takes it, not for the next retry half a second later.
                 self._dealer.poll(int(1000 * min(deadline - now, 0.5)) + 1, zmq.POLLOUT)
 
         def present() -> bool:
@@ -188,7 +192,8 @@ class Client:
         try:
             self._dealer.send_multipart([b"", P.header(type_, **fields)], zmq.NOBLOCK)
         except zmq.Again:
-            return False   # no server connected: the liveness check will say hello again
+            return False   # the queue is full, no server has taken it: the liveness
+                           # check says hello again
         self._last_sent = time.monotonic()
         return True
 
@@ -373,7 +378,8 @@ class Client:
     def send_event(self, type: str, **fields: Any) -> bool:
         """Send an input event to the figure (PROTOCOL.md section 2, "Input events"), e.g.
         send_event("button_press", x=10, y=20, button=1). Validated here first (raises
-        ProtocolError). Returns False when it could not be sent (no server)."""
+        ProtocolError). Returns False when it could not be queued (no server has taken
+        the requests queued before it)."""
         event = P.check_event({"type": type, **fields})
         return self._request(P.EVENT, figure=self.figure, event=event)
 
