@@ -360,9 +360,15 @@ def test_sigkilled_clients_are_forgotten(server):
                 if p.poll() is None:
                     p.kill()
         # Clients that vanish are forgotten after client_timeout (here a short one),
-        # or as soon as a send finds them gone; their consumers go with them.
+        # or as soon as a send finds them gone; their consumers go with them. The
+        # watcher goes on reading (its credits say it is alive): a watcher silent for
+        # the timeout would be forgotten too, in the same sweep as the dead ones.
         server.server.client_timeout = 0.5
-        wait_for(lambda: len(server.call(stream.consumers)) == 1, timeout=10)
+
+        def only_the_watcher_left():
+            watcher.next_frame(0.01)
+            return len(server.call(stream.consumers)) == 1
+        wait_for(only_the_watcher_left, timeout=10)
 
 
 def test_curve(tmp_path):
