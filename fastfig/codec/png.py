@@ -1,8 +1,9 @@
 """PNG files of frame rectangles, written straight from the frame buffer: our own row
 filter (Cython), deflate through fastfig.deflate, and the three chunks a browser needs.
 Skipping Pillow's per-row filter search and its level-6 zlib is most of the speed-up
-(bench/README.md, the codec against Pillow). The reader accepts any 8-bit RGBA non-interlaced PNG, which is every
-PNG fastfig writes; it is strict, as its input comes off the network."""
+(bench/README.md, the codec against Pillow). The reader accepts any 8-bit RGBA
+non-interlaced PNG, which is every PNG fastfig writes; it is strict, as its input comes
+off the network."""
 
 from __future__ import annotations
 

@@ -89,11 +89,7 @@ class NotebookFrontend:
         if shown is not None and not explicit and (shown.display_ids or shown.by_caller):
             return
         from IPython.display import display
-        if shown is None or shown.widget.comm is None:
-            from .widget import FigureWidget
-            shown = _Shown(FigureWidget(canvas), self.cell_id)
-            self.shown[canvas] = shown
-            canvas.stream.on_close(lambda ref=weakref.ref(canvas): self._closed(ref()))
+        shown = self._live(canvas)
         display_id = uuid.uuid4().hex
         shown.display_ids.append(display_id)
         self.this_cell.add(id(canvas))
@@ -110,13 +106,18 @@ class NotebookFrontend:
         """The widget for fastfig.widget() to return: the figure's own if it is shown
         already, else a new one that this frontend feeds (a running cell's loop,
         flush_events) but does not display unless asked (plt.show(), ``fig``)."""
+        return self._live(canvas, by_caller=True).widget
+
+    def _live(self, canvas, by_caller=False):
+        """canvas's _Shown with a live widget: the one it has, or a new one (the figure's
+        close then forgets it)."""
         shown = self.shown.get(canvas)
         if shown is None or shown.widget.comm is None:
             from .widget import FigureWidget
-            shown = _Shown(FigureWidget(canvas), self.cell_id, by_caller=True)
+            shown = _Shown(FigureWidget(canvas), self.cell_id, by_caller)
             self.shown[canvas] = shown
             canvas.stream.on_close(lambda ref=weakref.ref(canvas): self._closed(ref()))
-        return shown.widget
+        return shown
 
     def flush_events(self, canvas):
         """A running cell hands control over (canvas.flush_events, plt.pause): show the

@@ -197,9 +197,9 @@ class FigureStream:
         """The packet that brought consumers to the newest image (a delta or a
         keyframe), or None: nothing offered yet, or a frame encoded on another thread
         is still on its way to the loop. Call on the loop's thread."""
-        ring = self.outbox.ring
+        ring = self.outbox.ring   # its last packet is always the newest image's
         with self._lock:
-            if not ring or ring[-1].image != self.outbox.newest or not self._encoder_at_newest():
+            if not ring or not self._encoder_at_newest():
                 return None
         data = ring[-1].data
         return data if isinstance(data, bytes) else bytes(data)
